@@ -1,0 +1,206 @@
+"""Datasets: arrays from .npz files mapped onto a model's named inputs and outputs, checked and cast."""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import KeyPath, Problem, SpecError, did_you_mean
+from .graph import Graph
+
+FLOAT32_EXACT_INT = 2 ** 24  # every integer up to this magnitude is exact in float32
+
+
+@dataclass
+class Dataset:
+    inputs: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def take(self, index) -> "Dataset":
+        return Dataset({k: v[index] for k, v in self.inputs.items()},
+                       {k: v[index] for k, v in self.targets.items()})
+
+
+class _Report:
+    """Problems about one data file: located at a spec key when the spec named the file, else at the file."""
+
+    def __init__(self, file: str, where: Optional[KeyPath]):
+        self.file, self.where, self.problems = file, where, []
+
+    def add(self, message: str, key: KeyPath = ()):
+        if self.where is None:
+            self.problems.append(Problem(f"{message}", (), self.file))
+        else:
+            self.problems.append(Problem(f"{self.file}: {message}", self.where + key))
+
+    def raise_if_any(self):
+        if self.problems:
+            raise SpecError(self.problems)
+
+
+def read_npz(path: Path, report: _Report) -> dict[str, np.ndarray]:
+    """Every array of an .npz file; never unpickles."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                report.add("is a single .npy array, not an .npz archive of named arrays")
+                report.raise_if_any()
+            arrays = {}
+            for name in archive.files:
+                try:
+                    arrays[name] = archive[name]
+                except ValueError as e:
+                    if "allow_pickle" in str(e):
+                        report.add(f"array '{name}' holds Python objects, which are never loaded "
+                                   "(save numbers, e.g. np.asarray(x, dtype=np.float32))")
+                    else:
+                        report.add(f"array '{name}' cannot be read: {e}")
+            report.raise_if_any()
+            return arrays
+    except FileNotFoundError:
+        report.add("no such file")
+    except IsADirectoryError:
+        report.add("is a directory, not an .npz file")
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        report.add(f"is not a readable .npz file ({type(e).__name__}: {e})")
+    report.raise_if_any()
+    raise AssertionError("unreachable")
+
+
+def cast(array: np.ndarray, dtype: str) -> tuple[Optional[np.ndarray], str]:
+    """The array as `dtype` when that loses nothing a model cares about, else (None, why not)."""
+    kind = array.dtype.kind
+    if kind not in "biuf":
+        return None, f"has dtype {array.dtype}; numbers are needed"
+    if dtype == "float32":
+        if kind in "iu" and array.size and np.abs(array).max() > FLOAT32_EXACT_INT:
+            return None, f"has integers beyond {FLOAT32_EXACT_INT}, which float32 cannot hold exactly"
+        # float64 -> float32 is the one rounding allowed: it is what training in float32 means
+        return array.astype(np.float32, copy=False), ""
+    if kind == "f":
+        return None, f"has dtype {array.dtype}; the input is {dtype} (integer ids)"
+    info = np.iinfo(dtype)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        return None, f"has values outside the range of {dtype}"
+    return array.astype(dtype, copy=False), ""
+
+
+def load_dataset(path: Path, graph: Graph, losses: dict[str, str], input_names: Optional[dict[str, str]],
+                 target_names: Optional[dict[str, str]], where: Optional[KeyPath], with_targets: bool = True,
+                 shown_as: Optional[str] = None) -> Dataset:
+    """Read, check and cast one data file for `graph`.
+
+    `input_names`/`target_names` map model names to array names (None: arrays named like the model's).
+    `where` is the spec key that named the file, so problems point there; None for files given on the
+    command line."""
+    report = _Report(shown_as or str(path), where)
+    arrays = read_npz(path, report)
+    inputs = _pick(arrays, graph.inputs, input_names, "inputs", "input", report)
+    targets = _pick(arrays, graph.outputs, target_names, "targets", "output", report) if with_targets else {}
+    report.raise_if_any()
+
+    def key(section, model_name):
+        return (section, model_name) if (input_names if section == "inputs" else target_names) else ()
+
+    rows = {}
+    out_inputs = {}
+    for name, (array_name, array) in inputs.items():
+        need = graph.inputs[name]
+        if array.shape[1:] != need:
+            report.add(f"array '{array_name}' has shape {array.shape}; input '{name}' needs "
+                       f"{show_rows(need)}", key("inputs", name))
+            continue
+        converted, why = cast(array, graph.input_dtypes[name])
+        if converted is None:
+            report.add(f"array '{array_name}' {why}", key("inputs", name))
+            continue
+        if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+            row = int(np.argwhere(~np.isfinite(converted))[0][0])
+            report.add(f"array '{array_name}' has NaN or infinite values (first at row {row})", key("inputs", name))
+            continue
+        for limit, row, value in _ids_out_of_range(graph, name, converted):
+            report.add(f"array '{array_name}' has id {value} at row {row}, outside [0, {limit}) of the "
+                       "Embedding it feeds", key("inputs", name))
+        out_inputs[name] = converted
+        rows[f"array '{array_name}'"] = len(array)
+    out_targets = {}
+    for name, (array_name, array) in targets.items():
+        converted, why = _target(array, graph.shapes[name], losses[name])
+        if converted is None:
+            report.add(f"array '{array_name}' {why} (target of output '{name}')", key("targets", name))
+            continue
+        out_targets[name] = converted
+        rows[f"array '{array_name}'"] = len(array)
+    if len(set(rows.values())) > 1:
+        listed = ", ".join(f"{k}: {v}" for k, v in rows.items())
+        report.add(f"arrays have different numbers of rows ({listed})")
+    if not report.problems and rows and min(rows.values()) == 0:
+        report.add("has no rows")
+    report.raise_if_any()
+    return Dataset(out_inputs, out_targets)
+
+
+def _pick(arrays, model_names, mapping, section, what, report) -> dict:
+    picked = {}
+    for name in model_names:
+        array_name = (mapping or {}).get(name, name)
+        if array_name in arrays:
+            picked[name] = (array_name, arrays[array_name])
+            continue
+        have = ", ".join(sorted(arrays)) or "none"
+        hint = did_you_mean(array_name, arrays)
+        mapped = (section, name) if mapping and name in mapping else ()
+        tip = "" if mapped else f"; map it with `{section}: {{{name}: ARRAY}}`"
+        report.add(f"no array '{array_name}' for {what} '{name}'{hint} (arrays: {have}){tip}", mapped)
+    return picked
+
+
+def _target(array: np.ndarray, shape: tuple, loss: str):
+    """Targets cast for their loss: integer labels in range for the sparse loss, float32 otherwise."""
+    if array.dtype.kind not in "biuf":
+        return None, f"has dtype {array.dtype}; numbers are needed"
+    if loss == "sparse_categorical_crossentropy":
+        want, classes = shape[:-1], shape[-1]
+        if array.shape[1:] not in (want, (*want, 1)):
+            return None, f"has shape {array.shape}; class labels of shape {show_rows(want)} are needed"
+        if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+            return None, "holds non-integer values; class labels are integers"
+        labels = array.reshape(len(array), *want).astype(np.int64)
+        bad = np.argwhere((labels < 0) | (labels >= classes))
+        if len(bad):
+            return None, f"has label {labels[tuple(bad[0])]} at row {bad[0][0]}, outside [0, {classes}) " \
+                         "of the output's classes"
+        return labels, ""
+    if array.shape[1:] != shape and not (shape == (1,) and array.ndim == 1):
+        return None, f"has shape {array.shape}; {show_rows(shape)} is needed"
+    target = array.reshape(len(array), *shape).astype(np.float32, copy=False)
+    if not np.isfinite(target).all():
+        return None, "has NaN or infinite values"
+    return target, ""
+
+
+def _ids_out_of_range(graph: Graph, input_name: str, ids: np.ndarray):
+    """(limit, row, value) for the first id of `ids` outside the Embedding(s) it feeds."""
+    for node in graph.nodes:
+        limit = getattr(node.layer.config, "input_dim", None)
+        if input_name in node.inputs and limit is not None:
+            bad = np.argwhere((ids < 0) | (ids >= limit))
+            if len(bad):
+                yield limit, int(bad[0][0]), int(ids[tuple(bad[0])])
+
+
+def show_rows(shape: tuple) -> str:
+    return "(" + ", ".join(["rows", *map(str, shape)]) + ")"
+
+
+def split(data: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
+    """Keras' validation_split: the last `fraction` of the rows, taken before any shuffling."""
+    cut = data.rows - int(round(data.rows * fraction))
+    return data.take(slice(0, cut)), data.take(slice(cut, None))

@@ -1,0 +1,54 @@
+"""Problems found in a spec or its data, each tied to a place a user can open in an editor."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+KeyPath = tuple  # of str | int: the keys leading from the document root to a value
+
+
+def dotted(path: KeyPath) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for a near-miss name, else ''."""
+    choices = [str(c) for c in choices]
+    lowered = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[match[0]]}'?)" if match else ""
+
+
+@dataclass
+class Problem:
+    message: str
+    path: KeyPath = ()
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
+        key = dotted(self.path)
+        return ": ".join(part for part in (where, key, self.message) if part)
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "column": self.column,
+                "path": dotted(self.path), "message": self.message}
+
+
+@dataclass
+class SpecError(Exception):
+    """One or more problems in a spec or its data; str() is the full report, one problem a line."""
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+def fail(message: str, path: KeyPath = (), file: str | None = None) -> SpecError:
+    return SpecError([Problem(message, tuple(path), file)])

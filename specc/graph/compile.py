@@ -1,0 +1,321 @@
+"""Compiling a validated spec into a Graph: names resolved, nodes ordered, every shape inferred.
+
+Problems are collected rather than raised one at a time, so a user sees all of them in one run; each
+carries the key path of the spec entry that causes it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Optional
+
+from ..errors import KeyPath, Problem, SpecError, did_you_mean
+from ..layers import Layer, ShapeError, show_shape
+from ..spec.format import Call, GraphModel, ImportedModel, SequentialModel, Spec, names
+from .nodes import Graph, GraphLayer, Node
+
+# Given an ImportedModel entry and its key path, returns the definition of the model it names.
+ImportResolver = Callable[[ImportedModel, KeyPath], GraphModel]
+
+
+class _Problems(list):
+    def add(self, path: KeyPath, message: str):
+        self.append(Problem(message, tuple(path)))
+
+
+class _Scope:
+    """Sub-model definitions visible from a graph: its own `models:` and those of enclosing graphs."""
+
+    def __init__(self, definitions: dict, path: KeyPath, key_prefix: str, parent: Optional["_Scope"],
+                 compiler: "_Compiler"):
+        self.definitions, self.path, self.key_prefix, self.parent = definitions, path, key_prefix, parent
+        self.compiler = compiler
+        self.compiled: dict[str, Optional[GraphLayer]] = {}
+
+    def names(self) -> list[str]:
+        return list(self.definitions) + (self.parent.names() if self.parent else [])
+
+    def find(self, name: str) -> Optional[GraphLayer]:
+        if name in self.definitions:
+            if name not in self.compiled:
+                self.compiled[name] = None  # marks "being compiled": a model that calls itself
+                self.compiled[name] = self.compiler.sub_model(name, self.definitions[name],
+                                                               self.path + ("models", name), self)
+            elif self.compiled[name] is None:
+                raise RecursionError(name)
+            return self.compiled[name]
+        return self.parent.find(name) if self.parent else None
+
+
+def keras_name(type_name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_name).lower()
+
+
+class _Compiler:
+    def __init__(self, resolve_import: Optional[ImportResolver]):
+        self.problems = _Problems()
+        self.resolve_import = resolve_import
+
+    def sub_model(self, name: str, definition, path: KeyPath, scope: _Scope) -> Optional[GraphLayer]:
+        key = f"{scope.key_prefix}{name}"
+        trainable = definition.trainable
+        if isinstance(definition, ImportedModel):
+            if self.resolve_import is None:
+                self.problems.add(path + ("from",), "importing models from other specs is not available here")
+                return None
+            try:
+                definition = self.resolve_import(definition, path)
+            except SpecError as e:
+                self.problems.extend(e.problems)
+                return None
+        if isinstance(definition, SequentialModel):
+            definition = sequential_as_graph(definition)
+        graph = self.graph(name, definition, path, _Scope(definition.models, path, key + "/", scope, self))
+        if graph is None:
+            return None
+        return GraphLayer(name, key, graph, path, trainable=trainable)
+
+    def graph(self, name: str, model: GraphModel, path: KeyPath, scope: _Scope) -> Optional[Graph]:
+        before = len(self.problems)
+        problems = self.problems
+        shapes = {n: tuple(i.shape) for n, i in model.inputs.items()}
+        dtypes = {n: i.dtype for n, i in model.inputs.items()}
+        layers: dict[str, GraphLayer] = {}
+        calls: dict[str, tuple[GraphLayer | None, list[str], KeyPath]] = {}  # tensor -> (callee, inputs, path)
+
+        for entry_name, entry in model.layers.items():
+            entry_path = path + ("layers", entry_name)
+            if entry_name in shapes:
+                problems.add(entry_path, f"'{entry_name}' is already the name of an input")
+                continue
+            if isinstance(entry, Layer):
+                if entry_name in scope.names():
+                    problems.add(entry_path, f"'{entry_name}' is already the name of a model")
+                layers[entry_name] = GraphLayer(entry_name, scope.key_prefix + entry_name, entry, entry_path,
+                                                trainable=entry.trainable)
+        for entry_name, entry in model.layers.items():
+            entry_path = path + ("layers", entry_name)
+            if entry_name in shapes or not entry.input_names:
+                continue
+            callee = layers.get(entry_name) if isinstance(entry, Layer) else self.callee(entry, entry_path,
+                                                                                         layers, scope)
+            calls[entry_name] = (callee, entry.input_names, entry_path)
+
+        for entry_name, (_, inputs, entry_path) in calls.items():
+            for i, tensor in enumerate(inputs):
+                if tensor not in shapes and tensor not in calls:
+                    where = entry_path + ("inputs",) + ((i,) if isinstance(model.layers[entry_name].inputs,
+                                                                           list) else ())
+                    hint = did_you_mean(tensor, [*shapes, *calls])
+                    defined_only = " (that entry only defines a layer; use `call:` to apply it)" \
+                        if tensor in layers and not hint else ""
+                    problems.add(where, f"unknown tensor '{tensor}'{hint}{defined_only}")
+        for layer_name, layer in layers.items():
+            if not layer.config.input_names and not any(c[0] is layer for c in calls.values()):
+                problems.add(layer.path, f"layer '{layer_name}' is defined but never called; give it `inputs:` "
+                                         f"or call it with `{{call: {layer_name}, inputs: ...}}`")
+        if len(problems) > before:
+            return None
+
+        order = self.order(calls, path)
+        if order is None:
+            return None
+        nodes: list[Node] = []
+        for tensor in order:
+            callee, inputs, entry_path = calls[tensor]
+            if callee is None:
+                continue
+            if any(t not in shapes for t in inputs):
+                continue  # an input failed to compile; its own problem is reported
+            node = self.node(callee, tensor, inputs, [shapes[t] for t in inputs],
+                             [dtypes.get(t) for t in inputs], entry_path)
+            if node is not None:
+                nodes.append(node)
+                layers[callee.name] = callee
+                shapes[tensor] = node.output_shape
+        if len(problems) > before:
+            return None
+
+        outputs = names(model.outputs)
+        self.check_outputs(outputs, shapes, dtypes, calls, path)
+        if len(problems) > before:
+            return None
+        return Graph(name, {n: shapes[n] for n in dtypes}, dtypes, nodes, outputs, layers, shapes)
+
+    def callee(self, entry: Call, path: KeyPath, layers: dict, scope: _Scope) -> Optional[GraphLayer]:
+        target = entry.call
+        if target in layers:
+            return layers[target]
+        try:
+            found = scope.find(target)
+        except RecursionError:
+            self.problems.add(path + ("call",), f"model '{target}' calls itself")
+            return None
+        if found is None and target not in scope.names():
+            self.problems.add(path + ("call",), f"no layer or model named '{target}'"
+                                                f"{did_you_mean(target, [*layers, *scope.names()])}")
+        return found
+
+    def order(self, calls: dict, path: KeyPath) -> Optional[list[str]]:
+        """Entries in an order where each comes after the entries it reads (spec order where free)."""
+        done: set[str] = set()
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+        def visit(tensor: str, trail: list[str]) -> bool:
+            if state.get(tensor) == 2 or tensor not in calls:
+                return True
+            if state.get(tensor) == 1:
+                cycle = trail[trail.index(tensor):] + [tensor]
+                self.problems.add(calls[tensor][2] + ("inputs",), "cycle: " + " -> ".join(cycle))
+                return False
+            state[tensor] = 1
+            for source in calls[tensor][1]:
+                if not visit(source, trail + [tensor]):
+                    return False
+            state[tensor] = 2
+            done.add(tensor)
+            order.append(tensor)
+            return True
+
+        for tensor in calls:
+            if not visit(tensor, []):
+                return None
+        return order
+
+    def node(self, layer: GraphLayer, output: str, inputs: list[str], input_shapes: list, input_dtypes: list,
+             path: KeyPath) -> Optional[Node]:
+        shown = " and ".join(map(show_shape, input_shapes))
+        if layer.is_model:
+            graph: Graph = layer.config
+            expected = list(graph.inputs.values())
+            if len(input_shapes) != len(expected):
+                self.problems.add(path + ("inputs",), f"model '{layer.name}' takes {len(expected)} input(s), "
+                                                      f"got {len(input_shapes)}")
+                return None
+            if input_shapes != expected:
+                self.problems.add(path + ("inputs",), f"model '{layer.name}' expects "
+                                  f"{' and '.join(map(show_shape, expected))}, got {shown}")
+                return None
+            if len(graph.outputs) != 1:
+                self.problems.add(path, f"model '{layer.name}' has {len(graph.outputs)} outputs; "
+                                        "only single-output models can be called")
+                return None
+            output_shape = graph.shapes[graph.outputs[0]]
+        else:
+            config: Layer = layer.config
+            type_name = type(config).__name__
+            arity = config.arity
+            if arity is not None and len(input_shapes) != arity:
+                self.problems.add(path + ("inputs",), f"{type_name} takes {arity} input, got {len(input_shapes)}")
+                return None
+            if arity is None and len(input_shapes) < 2:
+                self.problems.add(path + ("inputs",), f"{type_name} joins two or more inputs, got {len(input_shapes)}")
+                return None
+            for tensor, dtype in zip(inputs, input_dtypes):
+                if dtype is not None and dtype.startswith("int") and not getattr(config, "accepts_integers", False):
+                    self.problems.add(path + ("inputs",), f"{type_name} takes float inputs, but input '{tensor}' "
+                                      f"is {dtype}; declare it float32, or feed it to an Embedding first")
+                    return None
+            try:
+                output_shape = tuple(config.output_shape(list(input_shapes)))
+                weights = {k: tuple(v) for k, v in config.weight_shapes(list(input_shapes)).items()}
+            except ShapeError as e:
+                self.problems.add(path, f"{type_name} on {shown}: {e}")
+                return None
+            if layer.nodes and weights != layer.weight_shapes:
+                first = " and ".join(map(show_shape, layer.nodes[0].input_shapes))
+                self.problems.add(path + ("inputs",), f"layer '{layer.name}' was built for {first} at node 0; "
+                                  f"its weights do not fit {shown}")
+                return None
+            layer.weight_shapes = weights
+        node = Node(layer, len(layer.nodes), list(inputs), output, list(input_shapes), output_shape, path)
+        layer.nodes.append(node)
+        return node
+
+    def check_outputs(self, outputs: list[str], shapes: dict, dtypes: dict, calls: dict, path: KeyPath):
+        if not outputs:
+            self.problems.add(path + ("outputs",), "a model needs at least one output")
+        for i, out in enumerate(outputs):
+            where = path + ("outputs", i)
+            if out in dtypes:
+                self.problems.add(where, f"output '{out}' is a model input; an output must come from a layer")
+            elif out not in shapes:
+                self.problems.add(where, f"unknown tensor '{out}'{did_you_mean(out, [*shapes])}")
+        if len(set(outputs)) != len(outputs):
+            self.problems.add(path + ("outputs",), "an output is listed twice")
+        if any(p.path[:len(path) + 1] == path + ("outputs",) for p in self.problems):
+            return
+        needed = set()
+        stack = list(outputs)
+        while stack:
+            tensor = stack.pop()
+            if tensor not in needed:
+                needed.add(tensor)
+                stack.extend(calls[tensor][1] if tensor in calls else [])
+        for name in dtypes:
+            if name not in needed:
+                self.problems.add(path + ("inputs", name), f"input '{name}' does not reach any output")
+        for tensor, (_, _, entry_path) in calls.items():
+            if tensor not in needed:
+                self.problems.add(entry_path, f"'{tensor}' reaches no output; list it in `outputs` or remove it")
+
+
+def sequential_as_graph(model: SequentialModel) -> GraphModel:
+    """A stack as a functional model: input 'input', each layer named as in Keras (dense, dense_1, ...)."""
+    layers, counts, previous = {}, {}, "input"
+    for entry in model.sequential:
+        name = entry.name
+        if name is None:
+            base = keras_name(type(entry).__name__)
+            count = counts.get(base, 0)
+            counts[base] = count + 1
+            name = base if count == 0 else f"{base}_{count}"
+        layers[name] = entry.model_copy(update={"inputs": previous})
+        previous = name
+    return GraphModel(inputs={"input": model.input}, layers=layers, outputs=[previous],
+                      trainable=model.trainable)
+
+
+def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None) -> Graph:
+    """The spec's model as a Graph; raises SpecError with every problem found (paths, not yet positions)."""
+    compiler = _Compiler(resolve_import)
+    graph = compiler.graph(spec.name, spec, (), _Scope(spec.models, (), "", None, compiler))
+    if graph is not None:
+        check_training_sections(spec, graph, compiler.problems)
+    if compiler.problems:
+        raise SpecError(list(compiler.problems))
+    return graph
+
+
+def check_training_sections(spec: Spec, graph: Graph, problems: _Problems):
+    """`compile` and `data` may only name the model's own outputs and inputs, and must cover every output."""
+    outputs = graph.outputs
+
+    def known(names_given, what: str, choices: list[str], path: KeyPath):
+        for name in names_given:
+            if name not in choices:
+                problems.add(path + (name,), f"'{name}' is not a model {what}{did_you_mean(name, choices)}; "
+                                             f"the model's {what}s: {', '.join(choices)}")
+
+    loss = spec.compile.loss
+    if isinstance(loss, dict):
+        known(loss, "output", outputs, ("compile", "loss"))
+        for out in outputs:
+            if out not in loss:
+                problems.add(("compile", "loss"), f"output '{out}' has no loss; give one for every output")
+    weights = spec.compile.loss_weights
+    if isinstance(weights, dict):
+        known(weights, "output", outputs, ("compile", "loss_weights"))
+    elif isinstance(weights, list) and len(weights) != len(outputs):
+        problems.add(("compile", "loss_weights"), f"{len(weights)} loss weight(s) for {len(outputs)} output(s)")
+    if isinstance(spec.compile.metrics, dict):
+        known(spec.compile.metrics, "output", outputs, ("compile", "metrics"))
+    if spec.data is not None:
+        for part in ("train", "validation"):
+            source = getattr(spec.data, part)
+            if source is None:
+                continue
+            if source.inputs is not None:
+                known(source.inputs, "input", list(graph.inputs), ("data", part, "inputs"))
+            if source.targets is not None:
+                known(source.targets, "output", outputs, ("data", part, "targets"))

@@ -1,0 +1,142 @@
+"""The compiled graph: layers, the nodes that call them, and every tensor's shape."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+from ..errors import KeyPath
+from ..layers import Layer, Shape, show_shape
+
+
+@dataclass(eq=False)
+class Node:
+    """One call of a layer: which tensors went in, which came out, and their shapes."""
+    layer: "GraphLayer"
+    index: int                 # 0, 1, 2 ... in the order the spec calls the layer
+    inputs: list[str]
+    output: str
+    input_shapes: list[Shape]
+    output_shape: Shape
+    path: KeyPath              # the spec entry that makes this call
+
+
+@dataclass(eq=False)
+class GraphLayer:
+    """A layer or sub-model as defined once in a spec; called at one or more nodes, with one set of weights."""
+    name: str
+    key: str                   # prefix of its weights in a weights file: "dense_1", "vision_model/conv_1"
+    config: Union[Layer, "Graph"]
+    path: KeyPath
+    trainable: bool = True
+    weight_shapes: dict[str, Shape] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def is_model(self) -> bool:
+        return isinstance(self.config, Graph)
+
+    @property
+    def type_name(self) -> str:
+        return "Model" if self.is_model else type(self.config).__name__
+
+    def count_params(self) -> int:
+        if self.is_model:
+            return self.config.count_params()
+        return sum(int(np.prod(s)) for s in self.weight_shapes.values())
+
+    def get_input_shape_at(self, index: int) -> Union[Shape, list[Shape]]:
+        shapes = self._node(index).input_shapes
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def get_output_shape_at(self, index: int) -> Shape:
+        return self._node(index).output_shape
+
+    @property
+    def input_shape(self) -> Union[Shape, list[Shape]]:
+        return self._agreed("input_shape", self.get_input_shape_at)
+
+    @property
+    def output_shape(self) -> Shape:
+        return self._agreed("output_shape", self.get_output_shape_at)
+
+    def _node(self, index: int) -> Node:
+        if not 0 <= index < len(self.nodes):
+            raise IndexError(f"layer '{self.name}' has {len(self.nodes)} node(s); there is no node {index}")
+        return self.nodes[index]
+
+    def _agreed(self, what: str, at):
+        shapes = [at(i) for i in range(len(self.nodes))]
+        if not shapes:
+            raise AttributeError(f"layer '{self.name}' is never called, so it has no {what}")
+        if any(s != shapes[0] for s in shapes):
+            listed = ", ".join(f"node {i}: {_show(s)}" for i, s in enumerate(shapes))
+            getter = "get_input_shape_at" if what == "input_shape" else "get_output_shape_at"
+            raise AttributeError(f"layer '{self.name}' has several {what}s ({listed}); "
+                                 f"ask for one node with {getter}(i)")
+        return shapes[0]
+
+
+def _show(shape) -> str:
+    return ", ".join(map(show_shape, shape)) if isinstance(shape, list) else show_shape(shape)
+
+
+@dataclass(eq=False)
+class Graph:
+    """A functional model: inputs, nodes in an order where each comes after what it reads, outputs."""
+    name: str
+    inputs: dict[str, Shape]
+    input_dtypes: dict[str, str]
+    nodes: list[Node]
+    outputs: list[str]
+    layers: dict[str, GraphLayer]   # every layer called in this graph (including models from outer scopes)
+    shapes: dict[str, Shape]        # every tensor
+
+    def all_layers(self) -> list[GraphLayer]:
+        """Each layer with weights, once, descending into sub-models; a weight's key is layer.key/name."""
+        seen: dict[int, GraphLayer] = {}
+
+        def visit(graph: Graph):
+            for layer in graph.layers.values():
+                if id(layer) in seen:
+                    continue
+                seen[id(layer)] = layer
+                if layer.is_model:
+                    visit(layer.config)
+        visit(self)
+        return [layer for layer in seen.values() if not layer.is_model]
+
+    def weight_shapes(self) -> dict[str, Shape]:
+        return {f"{layer.key}/{name}": shape
+                for layer in self.all_layers() for name, shape in layer.weight_shapes.items()}
+
+    def count_params(self, trainable: bool | None = None) -> int:
+        return sum(int(np.prod(shape)) for layer in self.all_layers()
+                   if trainable is None or self.is_trainable(layer) == trainable
+                   for shape in layer.weight_shapes.values())
+
+    def is_trainable(self, layer: GraphLayer) -> bool:
+        """A layer trains unless it, or a model that holds it, is frozen."""
+        return layer.trainable and all(owner.trainable for owner in self._owners(layer))
+
+    def _owners(self, target: GraphLayer) -> list[GraphLayer]:
+        def path_to(graph: Graph) -> list[GraphLayer] | None:
+            for layer in graph.layers.values():
+                if layer is target:
+                    return []
+                if layer.is_model:
+                    inner = path_to(layer.config)
+                    if inner is not None:
+                        return [layer, *inner]
+            return None
+        return path_to(self) or []
+
+    def get_layer(self, name: str) -> GraphLayer:
+        if name in self.layers:
+            return self.layers[name]
+        for layer in self.all_layers():
+            if layer.key == name:
+                return layer
+        from ..errors import did_you_mean
+        raise KeyError(f"no layer '{name}'{did_you_mean(name, self.layers)}")

@@ -1,0 +1,71 @@
+"""Activations fused with the bias add that precedes them, and their derivatives.
+
+Activations are identified by small integer codes so that one compiled kernel serves all of them.
+"""
+import numpy as np
+from numba import njit
+
+LINEAR, RELU, SIGMOID, TANH, SOFTMAX = 0, 1, 2, 3, 4
+CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
+
+
+@njit(cache=True)
+def bias_activation_forward(z, bias, act):
+    """z <- act(z + bias), in place, over rows of a 2-D array; bias may be empty."""
+    rows, cols = z.shape
+    has_bias = bias.shape[0] > 0
+    for r in range(rows):
+        if has_bias:
+            for c in range(cols):
+                z[r, c] += bias[c]
+        if act == RELU:
+            for c in range(cols):
+                if z[r, c] < 0:
+                    z[r, c] = 0
+        elif act == SIGMOID:
+            for c in range(cols):
+                v = z[r, c]
+                # the two branches keep exp() from overflowing for large |v|
+                if v >= 0:
+                    z[r, c] = 1.0 / (1.0 + np.exp(-v))
+                else:
+                    e = np.exp(v)
+                    z[r, c] = e / (1.0 + e)
+        elif act == TANH:
+            for c in range(cols):
+                z[r, c] = np.tanh(z[r, c])
+        elif act == SOFTMAX:
+            peak = z[r, 0]
+            for c in range(1, cols):
+                peak = max(peak, z[r, c])
+            total = 0.0
+            for c in range(cols):
+                z[r, c] = np.exp(z[r, c] - peak)
+                total += z[r, c]
+            for c in range(cols):
+                z[r, c] /= total
+
+
+@njit(cache=True)
+def activation_backward(dy, y, act, dz):
+    """dz <- d(loss)/d(pre-activation) given dy = d(loss)/dy and the activation's output y."""
+    rows, cols = dy.shape
+    for r in range(rows):
+        if act == LINEAR:
+            for c in range(cols):
+                dz[r, c] = dy[r, c]
+        elif act == RELU:
+            for c in range(cols):
+                dz[r, c] = dy[r, c] if y[r, c] > 0 else 0.0
+        elif act == SIGMOID:
+            for c in range(cols):
+                dz[r, c] = dy[r, c] * y[r, c] * (1.0 - y[r, c])
+        elif act == TANH:
+            for c in range(cols):
+                dz[r, c] = dy[r, c] * (1.0 - y[r, c] * y[r, c])
+        elif act == SOFTMAX:
+            dot = 0.0
+            for c in range(cols):
+                dot += dy[r, c] * y[r, c]
+            for c in range(cols):
+                dz[r, c] = y[r, c] * (dy[r, c] - dot)

@@ -1,0 +1,12 @@
+"""Every layer type a spec can name. Adding a type: one file here and one entry in LAYER_TYPES."""
+from .activations import Activation
+from .base import Layer, Shape, ShapeError, show_shape
+from .dense import Dense
+from .merge import Add, Concatenate
+from .reshape import Flatten
+
+LAYER_TYPES: tuple[type[Layer], ...] = (Dense, Activation, Flatten, Concatenate, Add)
+LAYER_NAMES = tuple(cls.__name__ for cls in LAYER_TYPES)
+
+__all__ = ["Layer", "Shape", "ShapeError", "show_shape", "LAYER_TYPES", "LAYER_NAMES",
+           *LAYER_NAMES]

@@ -1,0 +1,44 @@
+"""Dense: y = activation(x @ kernel + bias), applied over the last axis."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from .activations import ActivationName, activate, activation_grad, as_rows
+from .base import Layer, Shape, ShapeError
+
+
+class Dense(Layer):
+    """A fully connected layer over the last axis of its input."""
+    type: Literal["Dense"]
+    units: PositiveInt = Field(description="Size of the output's last axis.")
+    activation: ActivationName = "linear"
+    use_bias: bool = True
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        if len(shape) < 1:
+            raise ShapeError("Dense needs an input with at least one axis besides the batch")
+        return (*shape[:-1], self.units)
+
+    def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
+        shapes = {"kernel": (input_shapes[0][-1], self.units)}
+        if self.use_bias:
+            shapes["bias"] = (self.units,)
+        return shapes
+
+    def forward(self, weights, xs, training):
+        x = xs[0]
+        z = as_rows(x) @ weights["kernel"]
+        y = activate(z, weights.get("bias"), self.activation).reshape(*x.shape[:-1], self.units)
+        return y, (x, y)
+
+    def backward(self, weights, grads, cache, dy):
+        x, y = cache
+        dz = as_rows(activation_grad(dy, y, self.activation))
+        grads["kernel"] += as_rows(x).T @ dz
+        if self.use_bias:
+            grads["bias"] += dz.sum(axis=0)
+        return [(dz @ weights["kernel"].T).reshape(x.shape)]

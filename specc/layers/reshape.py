@@ -1,0 +1,23 @@
+"""Flatten: all axes but the batch into one."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .base import Layer, Shape
+
+
+class Flatten(Layer):
+    """Flattens every axis but the batch into one."""
+    type: Literal["Flatten"]
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        return (int(np.prod(input_shapes[0])),)
+
+    def forward(self, weights, xs, training):
+        x = xs[0]
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, weights, grads, shape, dy):
+        return [dy.reshape(shape)]

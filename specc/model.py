@@ -1,0 +1,187 @@
+"""The library API: a spec loaded, compiled and ready to fit, evaluate, predict, save and load."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from .data import Dataset, load_dataset, split
+from .errors import KeyPath, Problem, SpecError, did_you_mean
+from .execute import Parameters
+from .graph import Graph, GraphLayer, compile_spec
+from .spec import SourceMap, Spec, load_spec
+from .spec.format import GraphModel, ImportedModel
+from .weights import load_arrays, save_arrays
+
+
+@contextlib.contextmanager
+def located(source: SourceMap):
+    """Give problems that only know their key path a file, line and column."""
+    try:
+        yield
+    except SpecError as e:
+        for problem in e.problems:
+            if problem.file is None:
+                source.locate(problem)
+        raise
+
+
+@dataclass
+class _Import:
+    key: str            # weights prefix in this model
+    weights: Path
+    their_prefix: str   # weights prefix in the other spec's weights file
+
+
+class Model:
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        self.spec, self.source = load_spec(self.path)
+        self._imports: list[_Import] = []
+        with located(self.source):
+            self.graph: Graph = compile_spec(self.spec, self._resolve_import)
+        self._params: Optional[Parameters] = None
+
+    # -- structure ---------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def get_layer(self, name: str) -> GraphLayer:
+        return self.graph.get_layer(name)
+
+    def count_params(self) -> int:
+        return self.graph.count_params()
+
+    def summary(self) -> str:
+        from .summary import summary_table
+        return summary_table(self.graph)
+
+    # -- weights -----------------------------------------------------------------------------------------
+    @property
+    def params(self) -> Parameters:
+        if self._params is None:
+            self._params = Parameters(self.graph)
+            self._params.initialize(self.spec.seed)
+            for imported in self._imports:
+                arrays = load_arrays(imported.weights)
+                mine = {k[len(imported.their_prefix):]: v for k, v in arrays.items()
+                        if k.startswith(imported.their_prefix)}
+                self._params.assign(mine, str(imported.weights), prefix=imported.key + "/")
+        return self._params
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.params.as_dict()
+
+    def save_weights(self, path: Union[str, Path]):
+        save_arrays(path, self.params.as_dict())
+
+    def load_weights(self, path: Union[str, Path]):
+        self.params.assign(load_arrays(path), str(path))
+
+    # -- data --------------------------------------------------------------------------------------------
+    def _objective(self):
+        from .train.loop import Objective
+        return Objective.from_compile(self.spec.compile, self.graph)
+
+    def _losses(self) -> dict[str, str]:
+        return self._objective().losses
+
+    def spec_data(self) -> tuple[Dataset, Optional[Dataset]]:
+        """The training data the spec names, and its validation data (a set, a split, or none)."""
+        data = self.spec.data
+        if data is None:
+            raise SpecError([self.source.locate(Problem(
+                "the spec has no `data:` section; add `data: {train: file.npz}` or pass data explicitly"))])
+        train = self._read(data.train, ("data", "train"))
+        if data.validation is not None:
+            return train, self._read(data.validation, ("data", "validation"))
+        if data.validation_split > 0:
+            return split(train, data.validation_split)
+        return train, None
+
+    def _read(self, source, where: KeyPath) -> Dataset:
+        with located(self.source):
+            return load_dataset(self.path.parent / source.path, self.graph, self._losses(), source.inputs,
+                                source.targets, where, shown_as=source.path)
+
+    def read_data(self, path: Union[str, Path], with_targets: bool = True) -> Dataset:
+        """A data file given outside the spec: arrays named like the model's inputs and outputs, or as the
+        spec's training data maps them."""
+        train = self.spec.data.train if self.spec.data else None
+        return load_dataset(Path(path), self.graph, self._losses(), train.inputs if train else None,
+                            train.targets if train else None, None, with_targets=with_targets)
+
+    # -- training and inference --------------------------------------------------------------------------
+    def fit(self, epochs: Optional[int] = None, batch_size: Optional[int] = None, progress=None,
+            data: Optional[tuple[Dataset, Optional[Dataset]]] = None) -> list[dict[str, float]]:
+        from .train.loop import fit
+        from .train.optimizers import make_optimizer
+        train, validation = data if data is not None else self.spec_data()
+        params = self.params
+        if not hasattr(self, "optimizer"):
+            self.optimizer = make_optimizer(self.spec.compile.optimizer, params.trainable_size, params.dtype)
+        fit_spec = self.spec.fit
+        return fit(self.graph, params, self.optimizer, self._objective(), train, validation,
+                   epochs or fit_spec.epochs, batch_size or fit_spec.batch_size, fit_spec.shuffle, self.spec.seed,
+                   progress)
+
+    def evaluate(self, data: Optional[Dataset] = None, batch_size: Optional[int] = None) -> dict[str, float]:
+        from .train.loop import evaluate
+        if data is None:
+            train, validation = self.spec_data()
+            data = validation if validation is not None else train
+        return evaluate(self.graph, self.params, self._objective(), data, batch_size or self.spec.fit.batch_size)
+
+    def predict(self, inputs, batch_size: Optional[int] = None) -> dict[str, np.ndarray]:
+        """Outputs by name, for inputs given as {name: array}, a list in input order, or one array."""
+        from .train.loop import predict
+        if isinstance(inputs, Dataset):
+            inputs = inputs.inputs
+        elif isinstance(inputs, np.ndarray):
+            inputs = [inputs]
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != len(self.graph.inputs):
+                raise ValueError(f"{len(inputs)} array(s) given; the model has inputs {list(self.graph.inputs)}")
+            inputs = dict(zip(self.graph.inputs, inputs))
+        missing = [n for n in self.graph.inputs if n not in inputs]
+        if missing:
+            raise ValueError(f"no array for input(s) {missing}")
+        arrays = {}
+        for name, shape in self.graph.inputs.items():
+            array = np.asarray(inputs[name])
+            if array.shape[1:] != shape:
+                raise ValueError(f"input '{name}' needs shape (rows, {', '.join(map(str, shape))}), "
+                                 f"got {array.shape}")
+            arrays[name] = array.astype(self.graph.input_dtypes[name], copy=False)
+        return predict(self.graph, self.params, arrays, batch_size or self.spec.fit.batch_size)
+
+    # -- sub-models from other specs ---------------------------------------------------------------------
+    def _resolve_import(self, entry: ImportedModel, path: KeyPath) -> GraphModel:
+        other_path = self.path.parent / entry.from_
+        try:
+            other, other_source = load_spec(other_path)
+        except SpecError as e:
+            raise SpecError([Problem(f"in {entry.from_}: {p}", path + ("from",)) for p in e.problems]) from None
+        if entry.model is None:
+            definition, their_prefix = other, ""
+        elif entry.model in other.models:
+            definition, their_prefix = other.models[entry.model], entry.model + "/"
+        else:
+            raise SpecError([Problem(f"{entry.from_} defines no model '{entry.model}'"
+                                     f"{did_you_mean(entry.model, other.models)}", path + ("model",))])
+        if isinstance(definition, ImportedModel):
+            raise SpecError([Problem(f"'{entry.model}' in {entry.from_} is itself imported; import it from "
+                                     f"{definition.from_} directly", path + ("model",))])
+        if entry.weights is not None:
+            key = "/".join(str(part) for i, part in enumerate(path) if i % 2 == 1)
+            self._imports.append(_Import(key, self.path.parent / entry.weights, their_prefix))
+        return definition
+
+
+def load(path: Union[str, Path]) -> Model:
+    """Read, validate and compile a spec; raises SpecError naming file, line and key of every problem."""
+    return Model(path)

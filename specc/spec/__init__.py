@@ -1,0 +1,148 @@
+"""Reading and validating spec files: text in, a validated `Spec` and its `SourceMap` out."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import Problem, SpecError, did_you_mean
+from ..layers import LAYER_NAMES
+from .format import KEY_ORDER, Spec, names
+from .source import SourceMap, read_document
+
+__all__ = ["Spec", "SourceMap", "load_spec", "names", "render"]
+
+
+def load_spec(path: str | Path) -> tuple[Spec, SourceMap]:
+    data, source = read_document(path)
+    if not isinstance(data, dict):
+        raise SpecError([source.locate(Problem("a spec is a mapping that starts with 'specc: 1'"))])
+    try:
+        return Spec.model_validate(data), source
+    except ValidationError as e:
+        raise SpecError(_explain(e, data, source)) from None
+
+
+def render(spec: Spec) -> dict:
+    """The spec as plain data with every default filled in, keys in the documented order."""
+    dumped = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    dumped.pop("trainable", None)
+    return {key: dumped[key] for key in KEY_ORDER if key in dumped}
+
+
+def _walk(loc: tuple, data) -> tuple[tuple, object, object]:
+    """Map a pydantic error location onto keys of the document, dropping union tags pydantic adds.
+
+    Returns (key path, the value at that path, the mapping holding it)."""
+    path, node, parent = [], data, None
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part); parent, node = node, node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part); parent, node = node, node[part]
+    return tuple(path), node, parent
+
+
+def _quoted(text: str) -> list[str]:
+    return re.findall(r"'([^']*)'", text)
+
+
+def _kind(value) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "nothing (null)"}.get(type(value), type(value).__name__)
+
+
+def _fields_of(model: type[BaseModel] | None) -> list[str]:
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model class a location ends in, from the union tag pydantic put in the location."""
+    from ..layers import LAYER_TYPES
+    from . import format as F
+    by_tag = {cls.__name__: cls for cls in LAYER_TYPES}
+    by_tag.update(call=F.Call, graph=F.GraphModel, sequential=F.SequentialModel, **{"from": F.ImportedModel},
+                  sgd=F.SGD, rmsprop=F.RMSprop, adam=F.Adam)
+    model = F.Spec
+    for part in loc:
+        if isinstance(part, str) and part in by_tag:
+            model = by_tag[part]
+    return model
+
+
+def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
+    problems: dict[tuple, Problem] = {}
+    for err in error.errors():
+        kind, loc, value = err["type"], err["loc"], err.get("input")
+        path, node, parent = _walk(loc, data)
+        at_key = False
+        if kind == "extra_forbidden":
+            key = path[-1]
+            allowed = [f for f in _fields_of(_model_at(loc[:-1])) if f not in ("type",)]
+            message = f"unknown key '{key}'{did_you_mean(key, allowed)}"
+            if allowed:
+                message += f"; allowed here: {', '.join(allowed)}"
+            at_key = True
+        elif kind == "missing":
+            message = f"missing required key '{loc[-1]}'"
+            at_key = True
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            message, at_key, path = _explain_tag(node, path)
+        elif kind == "literal_error":
+            choices = _quoted(err["ctx"]["expected"])
+            message = f"'{value}' is not one of: {', '.join(choices)}{did_you_mean(value, choices)}"
+        elif kind in EXPECTED:
+            message = f"expected {EXPECTED[kind]}, got {_kind(value)}"
+            if not isinstance(value, (dict, list)):
+                message += f" {value!r}"
+        elif kind == "value_error":
+            message = err["msg"].removeprefix("Value error, ")
+        else:
+            message = err["msg"][0].lower() + err["msg"][1:]
+            if not isinstance(value, (dict, list)):
+                message += f", got {value!r}"
+        if path in problems and not at_key:
+            problems[path].message = _merge(problems[path].message, message)
+            continue
+        problems[path] = source.locate(Problem(message, path), at_key=at_key)
+    # a union branch that failed on the container is noise beside the error inside it
+    deeper = {path[:i] for path in problems for i in range(len(path))}
+    kept = [p for path, p in problems.items() if not (path in deeper and p.message.startswith("expected"))]
+    return sorted(kept, key=lambda p: (p.line or 0, p.column or 0))
+
+
+EXPECTED = {"dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+            "list_type": "a list", "string_type": "a string", "int_type": "an integer",
+            "float_type": "a number", "bool_type": "true or false"}
+
+
+def _merge(first: str, second: str) -> str:
+    """One message for a value that failed every branch of a union ("expected a string or a list")."""
+    a, b = re.match(r"expected (.*?), got (.*)", first), re.match(r"expected (.*?), got (.*)", second)
+    if a and b:
+        return f"expected {a[1]} or {b[1]}, got {a[2]}"
+    return first if second in first else f"{first}; or {second}"
+
+
+def _explain_tag(node, path) -> tuple[str, bool, tuple]:
+    """Messages for a missing or unknown `type:` (of a layer or an optimizer)."""
+    if path and path[0] == "compile":
+        choices = ["sgd", "rmsprop", "adam"]
+        what = "optimizer"
+    else:
+        choices = list(LAYER_NAMES)
+        what = "layer type"
+    if isinstance(node, str):  # an optimizer given by name
+        tag = node
+    elif isinstance(node, dict):
+        tag = node.get("type")
+        path = path + ("type",) if tag is not None else path
+    else:
+        return f"expected a mapping with `type:`, got {_kind(node)}", False, path
+    if tag is None:
+        hint = " or `call:` (to call a layer or model defined elsewhere)" if what == "layer type" else ""
+        return f"missing `type:` (one of {', '.join(choices)}){hint}", True, path
+    return f"unknown {what} '{tag}'{did_you_mean(tag, choices)}; known: {', '.join(choices)}", False, path
