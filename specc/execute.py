@@ -99,13 +99,7 @@ def forward(graph: Graph, params: Parameters, inputs: dict[str, np.ndarray], tra
     values = dict(inputs)
     tape = []
     for node in graph.nodes:
-        xs = [values[t] for t in node.inputs]
-        if node.layer.is_model:
-            inner: Graph = node.layer.config
-            inner_values, inner_tape = forward(inner, params, dict(zip(inner.inputs, xs)), training)
-            y, cache = inner_values[inner.outputs[0]], inner_tape
-        else:
-            y, cache = node.layer.config.forward(params.weights(node.layer), xs, training)
+        y, cache = layer_forward(node.layer, params, [values[t] for t in node.inputs], training)
         values[node.output] = y
         tape.append(cache)
     return values, tape
@@ -118,12 +112,29 @@ def backward(graph: Graph, params: Parameters, tape: list, output_grads: dict[st
         dy = grads.pop(node.output, None)
         if dy is None:
             continue  # nothing downstream of this node reaches a loss
-        if node.layer.is_model:
-            dxs = backward(node.layer.config, params, cache, {node.layer.config.outputs[0]: dy})
-        else:
-            dxs = node.layer.config.backward(params.weights(node.layer), params.gradients(node.layer), cache, dy)
-        for tensor, dx in zip(node.inputs, dxs):
+        for tensor, dx in zip(node.inputs, layer_backward(node.layer, params, cache, dy)):
             if dx is not None:
                 # never in place: a backward may hand the same array to several inputs (Add)
                 grads[tensor] = grads[tensor] + dx if tensor in grads else dx
     return [grads.get(name) for name in graph.inputs]
+
+
+def layer_forward(layer: GraphLayer, params: Parameters, xs: list, training: bool):
+    if layer.inner is not None:  # TimeDistributed: fold the steps into the batch
+        x = xs[0]
+        folded, cache = layer_forward(layer.inner, params, [x.reshape(-1, *x.shape[2:])], training)
+        return folded.reshape(*x.shape[:2], *folded.shape[1:]), cache
+    if layer.is_model:
+        inner: Graph = layer.config
+        values, tape = forward(inner, params, dict(zip(inner.inputs, xs)), training)
+        return values[inner.outputs[0]], tape
+    return layer.config.forward(params.weights(layer), xs, training)
+
+
+def layer_backward(layer: GraphLayer, params: Parameters, cache, dy: np.ndarray) -> list:
+    if layer.inner is not None:
+        (dx,) = layer_backward(layer.inner, params, cache, dy.reshape(-1, *dy.shape[2:]))
+        return [None if dx is None else dx.reshape(*dy.shape[:2], *dx.shape[1:])]
+    if layer.is_model:
+        return backward(layer.config, params, cache, {layer.config.outputs[0]: dy})
+    return layer.config.backward(params.weights(layer), params.gradients(layer), cache, dy)

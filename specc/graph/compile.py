@@ -9,7 +9,7 @@ import re
 from typing import Callable, Optional
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
-from ..layers import Layer, ShapeError, show_shape
+from ..layers import Layer, ShapeError, TimeDistributed, show_shape
 from ..spec.format import Call, GraphModel, ImportedModel, SequentialModel, Spec, names
 from .nodes import Graph, GraphLayer, Node
 
@@ -92,6 +92,9 @@ class _Compiler:
                     problems.add(entry_path, f"'{entry_name}' is already the name of a model")
                 layers[entry_name] = GraphLayer(entry_name, scope.key_prefix + entry_name, entry, entry_path,
                                                 trainable=entry.trainable)
+        for layer in layers.values():
+            if isinstance(layer.config, TimeDistributed):
+                layer.inner = self.wrapped(layer, layers, scope)
         for entry_name, entry in model.layers.items():
             entry_path = path + ("layers", entry_name)
             if entry_name in shapes or not entry.input_names:
@@ -109,8 +112,10 @@ class _Compiler:
                     defined_only = " (that entry only defines a layer; use `call:` to apply it)" \
                         if tensor in layers and not hint else ""
                     problems.add(where, f"unknown tensor '{tensor}'{hint}{defined_only}")
+        wrapped_layers = [layer.inner for layer in layers.values()]
         for layer_name, layer in layers.items():
-            if not layer.config.input_names and not any(c[0] is layer for c in calls.values()):
+            if not layer.config.input_names and not any(c[0] is layer for c in calls.values()) \
+                    and not any(w is layer for w in wrapped_layers):
                 problems.add(layer.path, f"layer '{layer_name}' is defined but never called; give it `inputs:` "
                                          f"or call it with `{{call: {layer_name}, inputs: ...}}`")
         if len(problems) > before:
@@ -155,6 +160,27 @@ class _Compiler:
                                                 f"{did_you_mean(target, [*layers, *scope.names()])}")
         return found
 
+    def wrapped(self, wrapper: GraphLayer, layers: dict, scope: _Scope) -> Optional[GraphLayer]:
+        """The layer or model a TimeDistributed applies: named elsewhere (shared weights) or inline."""
+        target = wrapper.config.layer
+        where = wrapper.path + ("layer",)
+        if not isinstance(target, str):
+            return GraphLayer(wrapper.name, wrapper.key, target, where, trainable=target.trainable)
+        if target == wrapper.name:
+            self.problems.add(where, "a TimeDistributed cannot wrap itself")
+            return None
+        if target in layers:
+            return layers[target]
+        try:
+            found = scope.find(target)
+        except RecursionError:
+            self.problems.add(where, f"model '{target}' calls itself")
+            return None
+        if found is None and target not in scope.names():
+            self.problems.add(where, f"no layer or model named '{target}'"
+                                     f"{did_you_mean(target, [*layers, *scope.names()])}")
+        return found
+
     def order(self, calls: dict, path: KeyPath) -> Optional[list[str]]:
         """Entries in an order where each comes after the entries it reads (spec order where free)."""
         done: set[str] = set()
@@ -185,7 +211,19 @@ class _Compiler:
     def node(self, layer: GraphLayer, output: str, inputs: list[str], input_shapes: list, input_dtypes: list,
              path: KeyPath) -> Optional[Node]:
         shown = " and ".join(map(show_shape, input_shapes))
-        if layer.is_model:
+        if isinstance(layer.config, TimeDistributed):
+            if layer.inner is None:
+                return None
+            if len(input_shapes) != 1 or len(input_shapes[0]) < 2:
+                self.problems.add(path + ("inputs",), f"TimeDistributed takes one input of shape "
+                                                      f"(None, steps, ...), got {shown}")
+                return None
+            steps, step_shape = input_shapes[0][0], input_shapes[0][1:]
+            inner = self.node(layer.inner, output, inputs, [step_shape], input_dtypes, path)
+            if inner is None:
+                return None
+            output_shape = (steps, *inner.output_shape)
+        elif layer.is_model:
             graph: Graph = layer.config
             expected = list(graph.inputs.values())
             if len(input_shapes) != len(expected):

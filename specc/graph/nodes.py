@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class GraphLayer:
     trainable: bool = True
     weight_shapes: dict[str, Shape] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
+    inner: Optional["GraphLayer"] = None   # what a TimeDistributed wrapper applies at every step
 
     @property
     def is_model(self) -> bool:
@@ -39,9 +40,13 @@ class GraphLayer:
 
     @property
     def type_name(self) -> str:
+        if self.inner is not None:
+            return f"TimeDistributed({self.inner.type_name})"
         return "Model" if self.is_model else type(self.config).__name__
 
     def count_params(self) -> int:
+        if self.inner is not None:
+            return self.inner.count_params()
         if self.is_model:
             return self.config.count_params()
         return sum(int(np.prod(s)) for s in self.weight_shapes.values())
@@ -99,13 +104,18 @@ class Graph:
 
         def visit(graph: Graph):
             for layer in graph.layers.values():
-                if id(layer) in seen:
-                    continue
-                seen[id(layer)] = layer
-                if layer.is_model:
-                    visit(layer.config)
+                visit_layer(layer)
+
+        def visit_layer(layer: GraphLayer):
+            if id(layer) in seen:
+                return
+            seen[id(layer)] = layer
+            if layer.inner is not None:
+                visit_layer(layer.inner)
+            if layer.is_model:
+                visit(layer.config)
         visit(self)
-        return [layer for layer in seen.values() if not layer.is_model]
+        return [layer for layer in seen.values() if not layer.is_model and layer.inner is None]
 
     def weight_shapes(self) -> dict[str, Shape]:
         return {f"{layer.key}/{name}": shape
@@ -123,12 +133,20 @@ class Graph:
     def _owners(self, target: GraphLayer) -> list[GraphLayer]:
         def path_to(graph: Graph) -> list[GraphLayer] | None:
             for layer in graph.layers.values():
-                if layer is target:
-                    return []
-                if layer.is_model:
-                    inner = path_to(layer.config)
-                    if inner is not None:
-                        return [layer, *inner]
+                found = path_within(layer)
+                if found is not None:
+                    return found
+            return None
+
+        def path_within(layer: GraphLayer) -> list[GraphLayer] | None:
+            if layer is target:
+                return []
+            if layer.inner is not None:
+                inner = path_within(layer.inner)
+                return None if inner is None else [layer, *inner]
+            if layer.is_model:
+                inner = path_to(layer.config)
+                return None if inner is None else [layer, *inner]
             return None
         return path_to(self) or []
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, NonNegativeFloat,
                       PositiveFloat, PositiveInt, Tag, field_validator, model_validator)
 
-from ..layers import LAYER_TYPES
+from ..layers import LAYER_TYPES, TimeDistributed
 
 
 class Strict(BaseModel):
@@ -49,6 +49,7 @@ def _union(members, tag_of):
 
 
 LayerConfig = _union([(cls, cls.__name__) for cls in LAYER_TYPES], _entry_tag)
+TimeDistributed.model_rebuild(_types_namespace={"LayerConfig": LayerConfig})
 LayerEntry = _union([(cls, cls.__name__) for cls in LAYER_TYPES] + [(Call, "call")], _entry_tag)
 
 

@@ -1,0 +1,1 @@
+"""Training: losses, metrics, optimizers, the fit/evaluate/predict loops and progress output."""
