@@ -4,8 +4,10 @@ from .base import Layer, Shape, ShapeError, show_shape
 from .dense import Dense
 from .merge import Add, Concatenate
 from .reshape import Flatten
+from .wrappers import TimeDistributed
 
-LAYER_TYPES: tuple[type[Layer], ...] = (Dense, Activation, Flatten, Concatenate, Add)
+LAYER_TYPES: tuple[type[Layer], ...] = (Dense, Activation, Flatten, Concatenate, Add,
+                                         TimeDistributed)
 LAYER_NAMES = tuple(cls.__name__ for cls in LAYER_TYPES)
 
 __all__ = ["Layer", "Shape", "ShapeError", "show_shape", "LAYER_TYPES", "LAYER_NAMES",
