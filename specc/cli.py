@@ -150,6 +150,24 @@ def evaluate(spec, weights, data_path, batch_size):
         click.echo(f"{name}: {value:.4f}")
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--rows", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(spec, output, rows, seed):
+    """Random inputs and targets of the right names, shapes and dtypes (ids within their Embedding's range)."""
+    from .model import load
+    from .synth import synthesize
+    from .weights import save_arrays
+    model = load(spec)
+    train = model.spec.data.train if model.spec.data else None
+    arrays = synthesize(model.graph, model.losses(), rows, seed, train.inputs if train else None,
+                        train.targets if train else None)
+    save_arrays(output, arrays)
+    click.echo(f"Wrote {output}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()), err=True)
+
+
 def main(argv=None):
     """Entry point: problems in specs or data are messages and exit 1, usage errors exit 2, never a traceback."""
     try:

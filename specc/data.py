@@ -187,13 +187,12 @@ def _target(array: np.ndarray, shape: tuple, loss: str):
 
 
 def _ids_out_of_range(graph: Graph, input_name: str, ids: np.ndarray):
-    """(limit, row, value) for the first id of `ids` outside the Embedding(s) it feeds."""
-    for node in graph.nodes:
-        limit = getattr(node.layer.config, "input_dim", None)
-        if input_name in node.inputs and limit is not None:
-            bad = np.argwhere((ids < 0) | (ids >= limit))
-            if len(bad):
-                yield limit, int(bad[0][0]), int(ids[tuple(bad[0])])
+    """(limit, row, value) for the first id of `ids` outside an Embedding it feeds."""
+    for limit in sorted(set(graph.id_limits(input_name))):
+        bad = np.argwhere((ids < 0) | (ids >= limit))
+        if len(bad):
+            yield limit, int(bad[0][0]), int(ids[tuple(bad[0])])
+            return
 
 
 def show_rows(shape: tuple) -> str:

@@ -87,7 +87,8 @@ class Model:
         from .train.loop import Objective
         return Objective.from_compile(self.spec.compile, self.graph)
 
-    def _losses(self) -> dict[str, str]:
+    def losses(self) -> dict[str, str]:
+        """The loss of each output, by output name."""
         return self._objective().losses
 
     def spec_data(self) -> tuple[Dataset, Optional[Dataset]]:
@@ -105,14 +106,14 @@ class Model:
 
     def _read(self, source, where: KeyPath) -> Dataset:
         with located(self.source):
-            return load_dataset(self.path.parent / source.path, self.graph, self._losses(), source.inputs,
+            return load_dataset(self.path.parent / source.path, self.graph, self.losses(), source.inputs,
                                 source.targets, where, shown_as=source.path)
 
     def read_data(self, path: Union[str, Path], with_targets: bool = True) -> Dataset:
         """A data file given outside the spec: arrays named like the model's inputs and outputs, or as the
         spec's training data maps them."""
         train = self.spec.data.train if self.spec.data else None
-        return load_dataset(Path(path), self.graph, self._losses(), train.inputs if train else None,
+        return load_dataset(Path(path), self.graph, self.losses(), train.inputs if train else None,
                             train.targets if train else None, None, with_targets=with_targets)
 
     # -- training and inference --------------------------------------------------------------------------

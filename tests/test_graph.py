@@ -248,3 +248,40 @@ def test_multi_output_loss_weights_and_history_names(tmp_path):
     assert list(history[0]) == ["loss", "first_loss", "second_loss", "first_accuracy"]
     logs = model.evaluate()
     assert logs["loss"] == pytest.approx(logs["first_loss"] + 0.5 * logs["second_loss"], rel=1e-6)
+
+
+def test_reuse_a_trained_model_from_another_spec(tmp_path):
+    source = specc.load(write(tmp_path, SUBMODEL, "source.yaml"))
+    source.params.values[...] = np.random.default_rng(5).normal(size=source.params.values.size)
+    source.save_weights(tmp_path / "source_weights.npz")
+    model = specc.load(write(tmp_path, HEAD + """
+    inputs: {x: {shape: [5]}}
+    models:
+      reused: {from: source.yaml, model: encoder, weights: source_weights.npz, trainable: false}
+    layers:
+      code: {call: reused, inputs: x}
+      out: {type: Dense, units: 2, inputs: code}
+    outputs: [out]
+    """))
+    trained = source.get_weights()
+    weights = model.get_weights()
+    for name in ("hidden/kernel", "hidden/bias", "code/kernel", "code/bias"):
+        np.testing.assert_array_equal(weights[f"reused/{name}"], trained[f"encoder/{name}"])
+    assert model.graph.count_params(trainable=False) == 5 * 4 + 4 + 4 * 3 + 3
+    check_model_gradients(model)
+
+
+def test_reuse_names_a_missing_model(tmp_path):
+    write(tmp_path, SUBMODEL, "source.yaml")
+    with pytest.raises(specc.SpecError) as error:
+        specc.load(write(tmp_path, HEAD + """
+    inputs: {x: {shape: [5]}}
+    models:
+      reused: {from: source.yaml, model: encodr}
+    layers:
+      out: {call: reused, inputs: x}
+    outputs: [out]
+    """))
+    problem = error.value.problems[0]
+    assert "source.yaml defines no model 'encodr' (did you mean 'encoder'?)" in problem.message
+    assert (problem.line, problem.path) == (8, ("models", "reused", "model"))

@@ -150,6 +150,20 @@ class Graph:
             return None
         return path_to(self) or []
 
+    def id_limits(self, tensor: str) -> list[int]:
+        """`input_dim` of every layer taking ids (Embedding) that reads `tensor`, inside sub-models too."""
+        limits = []
+        for node in self.nodes:
+            for position, name in enumerate(node.inputs):
+                if name != tensor:
+                    continue
+                layer = node.layer.inner or node.layer
+                if layer.is_model:
+                    limits += layer.config.id_limits(list(layer.config.inputs)[position])
+                elif getattr(layer.config, "input_dim", None) is not None:
+                    limits.append(layer.config.input_dim)
+        return limits
+
     def get_layer(self, name: str) -> GraphLayer:
         if name in self.layers:
             return self.layers[name]
