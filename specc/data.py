@@ -48,6 +48,13 @@ class _Report:
 def read_npz(path: Path, report: _Report) -> dict[str, np.ndarray]:
     """Every array of an .npz file; never unpickles."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic == b"\x93NUMPY":
+            report.add("is a single .npy array, not an .npz archive of named arrays (np.savez writes one)")
+        elif not magic.startswith(b"PK"):  # np.load would take it for a pickle and suggest loading it unsafely
+            report.add("is not an .npz file (an .npz is a zip archive of named arrays, as np.savez writes)")
+        report.raise_if_any()
         with np.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 report.add("is a single .npy array, not an .npz archive of named arrays")

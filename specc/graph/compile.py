@@ -258,7 +258,8 @@ class _Compiler:
                 output_shape = tuple(config.output_shape(list(input_shapes)))
                 weights = {k: tuple(v) for k, v in config.weight_shapes(list(input_shapes)).items()}
             except ShapeError as e:
-                self.problems.add(path, f"{type_name} on {shown}: {e}")
+                on = "" if shown in str(e) else f" on {shown}"  # said once, whether or not the layer says it
+                self.problems.add(path, f"{type_name}{on}: {e}")
                 return None
             if layer.nodes and weights != layer.weight_shapes:
                 first = " and ".join(map(show_shape, layer.nodes[0].input_shapes))
@@ -279,8 +280,10 @@ class _Compiler:
                 self.problems.add(where, f"output '{out}' is a model input; an output must come from a layer")
             elif out not in shapes:
                 self.problems.add(where, f"unknown tensor '{out}'{did_you_mean(out, [*shapes])}")
-        if len(set(outputs)) != len(outputs):
-            self.problems.add(path + ("outputs",), "an output is listed twice")
+        for i, out in enumerate(outputs):
+            if out in outputs[:i]:
+                self.problems.add(path + ("outputs", i), f"output '{out}' is listed twice "
+                                                         f"(first as outputs[{outputs.index(out)}])")
         if any(p.path[:len(path) + 1] == path + ("outputs",) for p in self.problems):
             return
         needed = set()
@@ -317,6 +320,9 @@ def sequential_as_graph(model: SequentialModel) -> GraphModel:
 def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None) -> Graph:
     """The spec's model as a Graph; raises SpecError with every problem found (paths, not yet positions)."""
     compiler = _Compiler(resolve_import)
+    if spec.data is not None and spec.data.validation is not None and spec.data.validation_split > 0:
+        compiler.problems.add(("data", "validation_split"), "give either `validation` or `validation_split`, "
+                                                             "not both")
     graph = compiler.graph(spec.name, spec, (), _Scope(spec.models, (), "", None, compiler))
     if graph is not None:
         check_training_sections(spec, graph, compiler.problems)

@@ -17,7 +17,8 @@ __all__ = ["Spec", "SourceMap", "load_spec", "names", "render"]
 def load_spec(path: str | Path) -> tuple[Spec, SourceMap]:
     data, source = read_document(path)
     if not isinstance(data, dict):
-        raise SpecError([source.locate(Problem("a spec is a mapping that starts with 'specc: 1'"))])
+        raise SpecError([source.locate(Problem(f"a spec is a mapping that starts with 'specc: 1', "
+                                               f"got {_kind(data)}"))])
     try:
         return Spec.model_validate(data), source
     except ValidationError as e:
@@ -92,8 +93,14 @@ def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             message, at_key, path = _explain_tag(node, path)
         elif kind == "literal_error":
-            choices = _quoted(err["ctx"]["expected"])
-            message = f"'{value}' is not one of: {', '.join(choices)}{did_you_mean(value, choices)}"
+            expected = err["ctx"]["expected"]
+            choices = _quoted(expected) or re.split(r", | or ", expected)
+            if path == ("specc",):
+                message = f"unsupported format version {value!r}; this specc reads `specc: {expected}`"
+            elif isinstance(value, (dict, list)):  # a union's name branch, beside errors inside the container
+                message = f"expected one of {', '.join(choices)}, got {_kind(value)}"
+            else:
+                message = f"'{value}' is not one of: {', '.join(choices)}{did_you_mean(value, choices)}"
         elif kind in EXPECTED:
             message = f"expected {EXPECTED[kind]}, got {_kind(value)}"
             if not isinstance(value, (dict, list)):
@@ -124,6 +131,8 @@ def _merge(first: str, second: str) -> str:
     a, b = re.match(r"expected (.*?), got (.*)", first), re.match(r"expected (.*?), got (.*)", second)
     if a and b:
         return f"expected {a[1]} or {b[1]}, got {a[2]}"
+    if a or b:  # one branch failed on the kind of value, the other on the value itself: that one says more
+        return second if a else first
     return first if second in first else f"{first}; or {second}"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, NonNegativeFloat,
-                      PositiveFloat, PositiveInt, Tag, field_validator, model_validator)
+                      PositiveFloat, PositiveInt, Tag, field_validator)
 
 from ..layers import LAYER_TYPES, TimeDistributed
 
@@ -158,12 +158,7 @@ class Data(Strict):
     train: Source
     validation: Optional[Source] = None
     validation_split: Annotated[float, Field(ge=0, lt=1)] = 0.0
-
-    @model_validator(mode="after")
-    def _one_kind_of_validation(self):
-        if self.validation is not None and self.validation_split > 0:
-            raise ValueError("give either `validation` or `validation_split`, not both")
-        return self
+    # `validation` with `validation_split` is refused by the compiler, which can point at the key
 
 
 class Fit(Strict):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,23 @@ class SourceMap:
         return problem
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe loading, plus YAML 1.2 exponent floats (`1e-3`, `2.5e3`), which YAML 1.1 reads as strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+_PLAIN_TAGS = {yaml.MappingNode: {"tag:yaml.org,2002:map"}, yaml.SequenceNode: {"tag:yaml.org,2002:seq"},
+               yaml.ScalarNode: {f"tag:yaml.org,2002:{t}" for t in
+                                 ("null", "bool", "int", "float", "str", "timestamp", "binary")}}
+
+
+def _show_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
 def _mark(node_or_mark) -> tuple[int, int]:
     mark = getattr(node_or_mark, "start_mark", node_or_mark)
     return mark.line + 1, mark.column + 1
@@ -40,21 +58,33 @@ class _Reader:
         self.source = source
         self.problems: list[Problem] = []
         self.constructor = yaml.SafeLoader("")  # only for its safe scalar construction
+        self.merged: dict[int, int] = {}  # id of a flattened mapping node -> how many pairs came from `<<`
 
     def convert(self, node: yaml.Node, path: KeyPath):
         self.source.values[path] = _mark(node)
+        if node.tag not in _PLAIN_TAGS[type(node)]:  # e.g. !!python/object: refused, never constructed
+            self.problems.append(Problem(
+                f"YAML tag '{_show_tag(node.tag)}' is not allowed; a spec holds plain data only "
+                "(mappings, lists, strings, numbers, booleans)", path, self.source.file, *_mark(node)))
+            return None
         if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)  # YAML merge keys (<<)
-            out = {}
-            for key_node, value_node in node.value:
+            if id(node) not in self.merged:  # YAML merge keys (<<): merged pairs first, then the node's own
+                own = sum(key.tag != "tag:yaml.org,2002:merge" for key, _ in node.value)
+                self.constructor.flatten_mapping(node)
+                self.merged[id(node)] = len(node.value) - own
+            out, own_keys = {}, set()
+            for i, (key_node, value_node) in enumerate(node.value):
                 key = self.scalar(key_node, path)
-                if key in out:
+                own = i >= self.merged[id(node)]  # a merged key may be overridden by the node's own, as in YAML
+                if own and key in own_keys:
                     first_line, _ = self.source.keys[path + (key,)]
                     self.problems.append(Problem(
                         f"duplicate key '{key}' (first given on line {first_line}); "
                         "a mapping may name each key once", path + (key,), self.source.file,
                         *_mark(key_node)))
                     continue
+                if own:
+                    own_keys.add(key)
                 self.source.keys[path + (key,)] = _mark(key_node)
                 out[key] = self.convert(value_node, path + (key,))
             return out
@@ -81,14 +111,18 @@ def read_document(path: str | Path) -> tuple[object, SourceMap]:
         raise SpecError([Problem("no such file", (), name)]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError([Problem(f"cannot read the file: {e}", (), name)]) from None
+    json_data = None
     if path.suffix.lower() == ".json":
         try:
-            json.loads(text)
+            json_data = json.loads(text)
         except json.JSONDecodeError as e:
             raise SpecError([Problem(f"invalid JSON: {e.msg}", (), name, e.lineno, e.colno)]) from None
+        # Positions come from the YAML parser, which rejects tabs as indentation; in valid JSON a tab can
+        # only be whitespace between tokens, so a space in its place keeps every line and column.
+        text = text.replace("\t", " ")
     source = SourceMap(name)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(p for p in (e.context, e.problem) if p)
@@ -107,4 +141,6 @@ def read_document(path: str | Path) -> tuple[object, SourceMap]:
         raise SpecError([Problem(f"invalid YAML: {getattr(e, 'problem', e)}", (), name, line, column)]) from None
     if reader.problems:
         raise SpecError(reader.problems)
+    if json_data is not None:
+        data = json_data  # the same structure, with JSON's own scalar rules (YAML 1.1 differs on a few)
     return data, source
