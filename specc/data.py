@@ -1,7 +1,6 @@
 """Datasets: arrays from .npz files mapped onto a model's named inputs and outputs, checked and cast."""
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -10,6 +9,7 @@ import numpy as np
 
 from .errors import KeyPath, Problem, SpecError, did_you_mean
 from .graph import Graph
+from .npz import NpzError, read_npz
 
 FLOAT32_EXACT_INT = 2 ** 24  # every integer up to this magnitude is exact in float32
 
@@ -45,42 +45,6 @@ class _Report:
             raise SpecError(self.problems)
 
 
-def read_npz(path: Path, report: _Report) -> dict[str, np.ndarray]:
-    """Every array of an .npz file; never unpickles."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-        if magic == b"\x93NUMPY":
-            report.add("is a single .npy array, not an .npz archive of named arrays (np.savez writes one)")
-        elif not magic.startswith(b"PK"):  # np.load would take it for a pickle and suggest loading it unsafely
-            report.add("is not an .npz file (an .npz is a zip archive of named arrays, as np.savez writes)")
-        report.raise_if_any()
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                report.add("is a single .npy array, not an .npz archive of named arrays")
-                report.raise_if_any()
-            arrays = {}
-            for name in archive.files:
-                try:
-                    arrays[name] = archive[name]
-                except ValueError as e:
-                    if "allow_pickle" in str(e):
-                        report.add(f"array '{name}' holds Python objects, which are never loaded "
-                                   "(save numbers, e.g. np.asarray(x, dtype=np.float32))")
-                    else:
-                        report.add(f"array '{name}' cannot be read: {e}")
-            report.raise_if_any()
-            return arrays
-    except FileNotFoundError:
-        report.add("no such file")
-    except IsADirectoryError:
-        report.add("is a directory, not an .npz file")
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        report.add(f"is not a readable .npz file ({type(e).__name__}: {e})")
-    report.raise_if_any()
-    raise AssertionError("unreachable")
-
-
 def cast(array: np.ndarray, dtype: str) -> tuple[Optional[np.ndarray], str]:
     """The array as `dtype` when that loses nothing a model cares about, else (None, why not)."""
     kind = array.dtype.kind
@@ -108,7 +72,12 @@ def load_dataset(path: Path, graph: Graph, losses: dict[str, str], input_names: 
     `where` is the spec key that named the file, so problems point there; None for files given on the
     command line."""
     report = _Report(shown_as or str(path), where)
-    arrays = read_npz(path, report)
+    try:
+        arrays = read_npz(path)
+    except NpzError as e:
+        for message in e.messages:
+            report.add(message)
+        report.raise_if_any()
     inputs = _pick(arrays, graph.inputs, input_names, "inputs", "input", report)
     targets = _pick(arrays, graph.outputs, target_names, "targets", "output", report) if with_targets else {}
     report.raise_if_any()

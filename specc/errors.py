@@ -30,6 +30,7 @@ class Problem:
     file: str | None = None
     line: int | None = None
     column: int | None = None
+    at_key: bool = False  # point at the key itself (an unknown name) rather than at its value
 
     def __str__(self) -> str:
         where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)

@@ -26,6 +26,7 @@ def located(source: SourceMap):
         for problem in e.problems:
             if problem.file is None:
                 source.locate(problem)
+        e.problems.sort(key=lambda p: (p.file != source.file, p.line or 0, p.column or 0))
         raise
 
 
@@ -41,6 +42,7 @@ class Model:
         self.path = Path(path)
         self.spec, self.source = load_spec(self.path)
         self._imports: list[_Import] = []
+        self._other_specs: dict[Path, Optional[Spec]] = {}
         with located(self.source):
             self.graph: Graph = compile_spec(self.spec, self._resolve_import)
         self._params: Optional[Parameters] = None
@@ -99,7 +101,11 @@ class Model:
                 "the spec has no `data:` section; add `data: {train: file.npz}` or pass data explicitly"))])
         train = self._read(data.train, ("data", "train"))
         if data.validation is not None:
-            return train, self._read(data.validation, ("data", "validation"))
+            # a validation file is usually laid out like the training file: its names carry over
+            validation = data.validation.model_copy(update={
+                "inputs": data.validation.inputs if data.validation.inputs is not None else data.train.inputs,
+                "targets": data.validation.targets if data.validation.targets is not None else data.train.targets})
+            return train, self._read(validation, ("data", "validation"))
         if data.validation_split > 0:
             return split(train, data.validation_split)
         return train, None
@@ -161,12 +167,21 @@ class Model:
         return predict(self.graph, self.params, arrays, batch_size or self.spec.fit.batch_size)
 
     # -- sub-models from other specs ---------------------------------------------------------------------
+    def _other_spec(self, path: Path) -> Spec:
+        """Another spec, read once however many models come from it; its problems are reported once."""
+        key = path.resolve()
+        if key not in self._other_specs:
+            try:
+                self._other_specs[key] = load_spec(path)[0]
+            except SpecError as e:
+                self._other_specs[key] = None
+                raise
+        if self._other_specs[key] is None:
+            raise SpecError([])  # already reported
+        return self._other_specs[key]
+
     def _resolve_import(self, entry: ImportedModel, path: KeyPath) -> GraphModel:
-        other_path = self.path.parent / entry.from_
-        try:
-            other, other_source = load_spec(other_path)
-        except SpecError as e:
-            raise SpecError([Problem(f"in {entry.from_}: {p}", path + ("from",)) for p in e.problems]) from None
+        other = self._other_spec(self.path.parent / entry.from_)
         if entry.model is None:
             definition, their_prefix = other, ""
         elif entry.model in other.models:

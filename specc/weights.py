@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import Problem, SpecError
+from .npz import NpzError, read_npz
 
 
 def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], None]):
@@ -39,11 +40,6 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]):
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """Arrays of a weights file; a missing or unreadable file is a SpecError naming it. Never unpickles."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("a single array, not an .npz archive")
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise SpecError([Problem("no such weights file", (), str(path))]) from None
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix, not a crash
-        raise SpecError([Problem(f"not a readable weights file ({type(e).__name__}: {e})", (), str(path))]) from None
+        return read_npz(path)
+    except NpzError as e:
+        raise SpecError([Problem(f"cannot read weights: {m}", (), str(path)) for m in e.messages]) from None

@@ -301,4 +301,5 @@ def test_unreadable_weights_file(tmp_path, content):
     result = run("evaluate", DIGITS, "--weights", weights)
     assert result.returncode == 1
     assert str(weights) in result.stderr
-    assert ("no such weights file" if content is None else "not a readable weights file") in result.stderr
+    assert ("cannot read weights: no such file" if content is None
+            else "cannot read weights: is not an .npz file") in result.stderr

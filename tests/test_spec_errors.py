@@ -287,11 +287,18 @@ def test_full_line_format(tmp_path):
     assert problem.path == ("layers", "dense_2", "inputs")
 
 
-def test_unknown_key_also_reports_the_missing_one(tmp_path):
+def test_misspelled_required_key_is_one_problem(tmp_path):
+    """`unitz: 8` is reported once, as the unknown key suggesting `units`, not again as `units` missing."""
     problems = problems_of(tmp_path, edit(("    units: 8\n", "    unitz: 8\n")))
-    missing = the_problem(problems, "layers.dense_2")
-    assert "missing required key 'units'" in missing.message
-    assert missing.line == 12
+    assert [p.message.split(";")[0] for p in problems] == ["unknown key 'unitz' (did you mean 'units'?)"]
+    assert problems[0].line == 14
+
+
+def test_two_missing_keys_are_two_problems(tmp_path):
+    problems = problems_of(tmp_path, edit(("    units: 8\n", "")))
+    assert [p.message for p in problems] == ["missing required key 'units'"]
+    both = problems_of(tmp_path, "specc: 1\ninputs: {x: {shape: [3]}}\nlayers: {}\n")
+    assert sorted(p.message for p in both) == ["missing required key 'compile'", "missing required key 'outputs'"]
 
 
 # -- files that are not specs --------------------------------------------------------------------------------
@@ -359,8 +366,6 @@ def test_several_graph_errors_all_reported(tmp_path):
     assert [p.line for p in problems] == [16, 18, 19]
 
 
-@pytest.mark.xfail(strict=True, reason="graph problems come in compile-pass order, not line order; "
-                                       "needs a sort by (line, column) where specc.model locates them")
 def test_graph_errors_sorted_by_line_across_passes(tmp_path):
     # line 11 is "defined but never called" (found in a later pass than line 12's unknown tensor)
     text = edit(("  merged: {type: Concatenate, inputs: [dense_1, aux]}\n",

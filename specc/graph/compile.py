@@ -18,8 +18,8 @@ ImportResolver = Callable[[ImportedModel, KeyPath], GraphModel]
 
 
 class _Problems(list):
-    def add(self, path: KeyPath, message: str):
-        self.append(Problem(message, tuple(path)))
+    def add(self, path: KeyPath, message: str, at_key: bool = False):
+        self.append(Problem(message, tuple(path), at_key=at_key))
 
 
 class _Scope:
@@ -339,7 +339,7 @@ def check_training_sections(spec: Spec, graph: Graph, problems: _Problems):
         for name in names_given:
             if name not in choices:
                 problems.add(path + (name,), f"'{name}' is not a model {what}{did_you_mean(name, choices)}; "
-                                             f"the model's {what}s: {', '.join(choices)}")
+                                             f"the model's {what}s: {', '.join(choices)}", at_key=True)
 
     loss = spec.compile.loss
     if isinstance(loss, dict):

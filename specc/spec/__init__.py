@@ -79,7 +79,7 @@ def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
     for err in error.errors():
         kind, loc, value = err["type"], err["loc"], err.get("input")
         path, node, parent = _walk(loc, data)
-        at_key = False
+        slot, at_key = None, False
         if kind == "extra_forbidden":
             key = path[-1]
             allowed = [f for f in _fields_of(_model_at(loc[:-1])) if f not in ("type",)]
@@ -89,7 +89,7 @@ def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
             at_key = True
         elif kind == "missing":
             message = f"missing required key '{loc[-1]}'"
-            at_key = True
+            slot, at_key = path + (f"missing {loc[-1]}",), True
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             message, at_key, path = _explain_tag(node, path)
         elif kind == "literal_error":
@@ -111,13 +111,18 @@ def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
             message = err["msg"][0].lower() + err["msg"][1:]
             if not isinstance(value, (dict, list)):
                 message += f", got {value!r}"
-        if path in problems and not at_key:
-            problems[path].message = _merge(problems[path].message, message)
+        slot = slot or path
+        if slot in problems and not at_key:
+            problems[slot].message = _merge(problems[slot].message, message)
             continue
-        problems[path] = source.locate(Problem(message, path), at_key=at_key)
+        problems[slot] = source.locate(Problem(message, path), at_key=at_key)
     # a union branch that failed on the container is noise beside the error inside it
     deeper = {path[:i] for path in problems for i in range(len(path))}
-    kept = [p for path, p in problems.items() if not (path in deeper and p.message.startswith("expected"))]
+    # `unitz: 8` is one mistake: the unknown key's suggestion already names the missing one
+    suggested = {slot[:-1] + (f"missing {hint[1]}",) for slot, p in problems.items()
+                 if p.message.startswith("unknown key") and (hint := re.search(r"did you mean '([^']+)'", p.message))}
+    kept = [p for slot, p in problems.items()
+            if not (slot in deeper and p.message.startswith("expected")) and slot not in suggested]
     return sorted(kept, key=lambda p: (p.line or 0, p.column or 0))
 
 

@@ -21,12 +21,10 @@ class SourceMap:
     def locate(self, problem: Problem, at_key: bool = False) -> Problem:
         """Fill in the problem's file and position from its path (the nearest known ancestor if needed)."""
         path = tuple(problem.path)
-        while path:
-            table = self.keys if (at_key and path in self.keys) else self.values
-            if path in table:
-                break
+        while path and path not in self.values:
             path = path[:-1]
-        line, column = (self.keys if at_key and path in self.keys else self.values).get(path, (1, 1))
+        table = self.keys if (at_key or problem.at_key) and path in self.keys else self.values
+        line, column = table.get(path, (1, 1))
         problem.file, problem.line, problem.column = self.file, line, column
         return problem
 
