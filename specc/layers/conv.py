@@ -1,0 +1,232 @@
+"""Conv2D and MaxPooling2D over channels-last images (batch, height, width, channels), as in Keras.
+
+Convolution runs as GEMM on im2col patches: a bounded buffer takes the patches of a slice of the batch at
+a time (whole images, or some output rows of one), so memory stays flat however large the images are.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from .. import kernels
+from .activations import ActivationName, activate
+from .base import Layer, Shape, ShapeError, show_shape
+
+Pair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
+Padding = Literal["valid", "same"]
+
+# Working-set budget of one chunk (its im2col rows plus its output rows): small enough to stay in the
+# last-level cache, so the GEMM reads the patches, and the activation its output, at cache speed.
+CHUNK_BYTES = 4 << 20
+
+
+def chunk_rows(row_elements: int, rows_per_group: int, dtype) -> int:
+    """How many groups of rows (output lines, or single rows) one chunk takes: at least one."""
+    return max(1, CHUNK_BYTES // (row_elements * rows_per_group * np.dtype(dtype).itemsize))
+
+
+def chunks(total: int, step: int):
+    """(start, stop) of consecutive slices of range(total), `step` long but the last."""
+    for start in range(0, total, step):
+        yield start, min(start + step, total)
+
+
+def chunked_activation_grad(activation: str, dy: np.ndarray, y: np.ndarray):
+    """grad(a, b): d(loss)/d(pre-activation) of rows [a, b) of the (rows, channels) arrays dy and y.
+
+    Computed chunk by chunk into one reused buffer, valid until the next call."""
+    if activation == "linear":
+        return lambda a, b: dy[a:b]
+    k = kernels.activations
+    code, buffer = k.CODES[activation], []
+
+    def grad(a, b):
+        if not buffer or len(buffer[0]) < b - a:
+            buffer[:] = [np.empty((b - a, dy.shape[1]), dtype=dy.dtype)]
+        dz = buffer[0][:b - a]
+        k.activation_backward(dy[a:b], y[a:b], code, dz)
+        return dz
+    return grad
+
+
+def pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def window_geometry(size: int, window: int, stride: int, padding: str) -> tuple[int, int]:
+    """(output size, padding before) along one axis, exactly as Keras/TensorFlow place them.
+
+    valid: floor((size - window) / stride) + 1 outputs, no padding (the caller checks size >= window).
+    same: ceil(size / stride) outputs; the padding needed, max((out - 1) * stride + window - size, 0),
+    goes half before (rounded down) and the rest after."""
+    if padding == "valid":
+        return (size - window) // stride + 1, 0
+    out = -(-size // stride)
+    return out, max((out - 1) * stride + window - size, 0) // 2
+
+
+def check_image(layer: str, shape: Shape) -> None:
+    if len(shape) != 3:
+        hint = (f"; give the input a channels axis, e.g. shape [{', '.join(map(str, shape))}, 1]"
+                if len(shape) == 2 else "")
+        raise ShapeError(f"{layer} needs images shaped (height, width, channels), "
+                         f"got {show_shape(shape)}{hint}")
+
+
+def check_window(layer: str, what: str, window: tuple, shape: Shape, padding: str) -> None:
+    if padding == "valid" and (window[0] > shape[0] or window[1] > shape[1]):
+        raise ShapeError(f"{layer} {what} {window[0]}x{window[1]} is larger than its input "
+                         f"{show_shape(shape)} with padding 'valid'; use a smaller {what} or padding: same")
+
+
+class Conv2D(Layer):
+    """2-D convolution over channels-last images: activation(conv(x, kernel) + bias)."""
+    type: Literal["Conv2D"]
+    filters: PositiveInt = Field(description="Number of output channels.")
+    kernel_size: Pair = Field(description="Window height and width: one number for a square, or [h, w].")
+    strides: Pair = Field(1, description="Step between windows: one number for both axes, or [h, w].")
+    padding: Padding = Field("valid", description="valid: windows stay inside the image, which shrinks; "
+                                                  "same: zero padding keeps size ceil(input / stride).")
+    activation: ActivationName = "linear"
+    use_bias: bool = True
+
+    def _geometry(self, shape: Shape):
+        (kh, kw), (sh, sw) = pair(self.kernel_size), pair(self.strides)
+        oh, pt = window_geometry(shape[0], kh, sh, self.padding)
+        ow, pl = window_geometry(shape[1], kw, sw, self.padding)
+        return kh, kw, sh, sw, pt, pl, oh, ow
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        check_image("Conv2D", shape)
+        check_window("Conv2D", "kernel_size", pair(self.kernel_size), shape, self.padding)
+        *_, oh, ow = self._geometry(shape)
+        return (oh, ow, self.filters)
+
+    def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
+        shapes = {"kernel": (*pair(self.kernel_size), input_shapes[0][-1], self.filters)}
+        if self.use_bias:
+            shapes["bias"] = (self.filters,)
+        return shapes
+
+    def _pointwise(self) -> bool:
+        """A 1x1 kernel needs no im2col: it is a matmul on the (strided) pixels; its 'same' padding is 0."""
+        return pair(self.kernel_size) == (1, 1)
+
+    def forward(self, weights, xs, training):
+        x, kernel, bias = xs[0], weights["kernel"], weights.get("bias")
+        dtype = np.result_type(x.dtype, kernel.dtype) if np.issubdtype(x.dtype, np.floating) else kernel.dtype
+        x = np.ascontiguousarray(x, dtype=dtype)
+        w2 = np.ascontiguousarray(kernel.reshape(-1, self.filters), dtype=dtype)
+        bias = None if bias is None else bias.astype(dtype, copy=False)
+        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x.shape[1:])
+        n = x.shape[0]
+        z = np.empty((n * oh * ow, self.filters), dtype=dtype)
+        if self._pointwise():
+            pixels = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
+            rows = pixels.reshape(-1, x.shape[3])
+            for a, b in chunks(len(rows), chunk_rows(rows.shape[1] + self.filters, 1, dtype)):
+                np.matmul(rows[a:b], w2, out=z[a:b])
+                activate(z[a:b], bias, self.activation)  # while the chunk is still in cache
+            saved = pixels
+        else:
+            step = chunk_rows(w2.shape[0] + self.filters, ow, dtype)
+            cols = np.empty((min(step, n * oh) * ow, w2.shape[0]), dtype=dtype)
+            for a, b in chunks(n * oh, step):
+                chunk = cols[:(b - a) * ow]
+                kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
+                zc = z[a * ow:b * ow]
+                np.matmul(chunk, w2, out=zc)
+                activate(zc, bias, self.activation)
+            saved = x
+        y = z.reshape(n, oh, ow, self.filters)
+        return y, (saved, xs[0].shape, y)
+
+    def backward(self, weights, grads, cache, dy):
+        saved, x_shape, y = cache
+        dtype, filters = y.dtype, self.filters
+        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
+        y = y.reshape(-1, filters)
+        w2t = np.ascontiguousarray(weights["kernel"].reshape(-1, filters).T, dtype=dtype)
+        depth = w2t.shape[1]
+        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x_shape[1:])
+        dw = np.zeros((depth, filters), dtype=dtype)
+        part = np.empty_like(dw)
+        db = np.zeros(filters, dtype=dtype)
+        grad = chunked_activation_grad(self.activation, dy, y)
+
+        if self._pointwise():
+            pixels = saved.reshape(-1, saved.shape[3])
+            dpixels = np.empty_like(pixels)
+            for a, b in chunks(len(pixels), chunk_rows(depth + filters, 1, dtype)):
+                dz = grad(a, b)
+                if self.use_bias:
+                    db += dz.sum(axis=0)
+                np.matmul(pixels[a:b].T, dz, out=part)
+                dw += part
+                np.matmul(dz, w2t, out=dpixels[a:b])
+            dx = dpixels.reshape(saved.shape)
+            if (sh, sw) != (1, 1):
+                dx = np.zeros(x_shape, dtype=dtype)
+                dx[:, ::sh, ::sw] = dpixels.reshape(saved.shape)
+        else:
+            x, n = saved, saved.shape[0]
+            step = chunk_rows(depth + filters, ow, dtype)
+            cols = np.empty((min(step, n * oh) * ow, depth), dtype=dtype)
+            dx = np.zeros(x.shape, dtype=dtype)
+            for a, b in chunks(n * oh, step):
+                chunk = cols[:(b - a) * ow]
+                dz = grad(a * ow, b * ow)
+                if self.use_bias:
+                    db += dz.sum(axis=0)
+                kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
+                np.matmul(chunk.T, dz, out=part)
+                dw += part
+                np.matmul(dz, w2t, out=chunk)
+                kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
+        grads["kernel"] += dw.reshape(grads["kernel"].shape)
+        if self.use_bias:
+            grads["bias"] += db
+        return [dx]
+
+
+class MaxPooling2D(Layer):
+    """Maximum over each window of channels-last images, channel by channel."""
+    type: Literal["MaxPooling2D"]
+    pool_size: Pair = Field(2, description="Window height and width: one number for a square, or [h, w].")
+    strides: Optional[Pair] = Field(None, description="Step between windows: one number, or [h, w]; "
+                                                      "default: the pool_size.")
+    padding: Padding = Field("valid", description="valid: windows stay inside the image; same: output size "
+                                                  "ceil(input / stride), edge windows see only inside cells.")
+
+    def _geometry(self, shape: Shape):
+        ph, pw = pair(self.pool_size)
+        sh, sw = pair(self.pool_size if self.strides is None else self.strides)
+        oh, pt = window_geometry(shape[0], ph, sh, self.padding)
+        ow, pl = window_geometry(shape[1], pw, sw, self.padding)
+        return ph, pw, sh, sw, pt, pl, oh, ow
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        check_image("MaxPooling2D", shape)
+        check_window("MaxPooling2D", "pool_size", pair(self.pool_size), shape, self.padding)
+        *_, oh, ow = self._geometry(shape)
+        return (oh, ow, shape[2])
+
+    def forward(self, weights, xs, training):
+        x = np.ascontiguousarray(xs[0])
+        ph, pw, sh, sw, pt, pl, oh, ow = self._geometry(x.shape[1:])
+        y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
+        # where each maximum came from, as a flat index within its image
+        argmax = np.empty(y.shape, dtype=np.int32 if x[:1].size < 2 ** 31 else np.int64)
+        kernels.conv.maxpool_forward(x, ph, pw, sh, sw, pt, pl, y, argmax)
+        return y, (x.shape, argmax)
+
+    def backward(self, weights, grads, cache, dy):
+        x_shape, argmax = cache
+        dy = np.ascontiguousarray(dy)
+        dx = np.zeros(x_shape, dtype=dy.dtype)
+        kernels.conv.maxpool_backward_add(dy, argmax, dx)
+        return [dx]
