@@ -32,7 +32,8 @@ def check_model_gradients(model, rows=3, seed=0):
 
     values, tape = forward(graph, params, inputs, training=True)
     params.grads[...] = 0
-    input_grads = backward(graph, params, tape, {o: p.copy() for o, p in probes.items()})
+    input_grads = backward(graph, params, tape, {o: p.copy() for o, p in probes.items()},
+                           need_inputs=(True,) * len(graph.inputs))
     picks, expected = numeric_gradient(loss, params.values, max_checks=300, rng=rng)
     np.testing.assert_allclose(params.grads[picks], expected, rtol=1e-5, atol=1e-7)
     for (name, x), dx in zip(inputs.items(), input_grads):
@@ -285,3 +286,19 @@ def test_reuse_names_a_missing_model(tmp_path):
     problem = error.value.problems[0]
     assert "source.yaml defines no model 'encodr' (did you mean 'encoder'?)" in problem.message
     assert (problem.line, problem.path) == (8, ("models", "reused", "model"))
+
+
+def test_no_gradient_work_for_graph_inputs_or_frozen_branches(tmp_path):
+    """Graph inputs get no gradient unless asked; a frozen branch on an input runs no backward at all."""
+    model = specc.load(write(tmp_path, SUBMODEL.replace("  encoder:\n", "  encoder:\n        trainable: false\n")))
+    graph = model.graph
+    params = Parameters(graph, np.float64)
+    params.initialize(0)
+    rng = np.random.default_rng(0)
+    inputs = {n: rng.normal(size=(2, *s)) for n, s in graph.inputs.items()}
+    _, tape = forward(graph, params, inputs, training=True)
+    tape[0] = tape[1] = None  # a backward through the frozen encoder would fail on these
+    params.grads[...] = 0
+    assert backward(graph, params, tape, {"out": np.ones((2, 1))}) == [None, None]
+    assert not params.grads[params.trainable_size:].any()
+    assert params.trainable_grads.any()

@@ -281,7 +281,8 @@ def test_models_with_embedding_and_shared_lstm(tmp_path):
 
     _, tape = forward(graph, params, inputs, training=True)
     params.grads[...] = 0
-    input_grads = dict(zip(graph.inputs, backward(graph, params, tape, {"out": probe.copy()})))
+    input_grads = dict(zip(graph.inputs, backward(graph, params, tape, {"out": probe.copy()},
+                                                  need_inputs=(True,) * len(graph.inputs))))
     picks, expected = numeric_gradient(loss, params.values, max_checks=300, rng=rng)
     np.testing.assert_allclose(params.grads[picks], expected, rtol=1e-5, atol=1e-7)
     for name in ("a", "b"):

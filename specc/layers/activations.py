@@ -47,5 +47,5 @@ class Activation(Layer):
         y = activate(np.array(xs[0], copy=True, order="C"), None, self.activation)
         return y, y
 
-    def backward(self, weights, grads, y, dy):
+    def backward(self, weights, grads, y, dy, need_dx=True):
         return [activation_grad(dy, y, self.activation)]

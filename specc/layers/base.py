@@ -7,7 +7,10 @@ of arrays), so one layer can be called at many nodes and every call shares the s
     weight_shapes(input_shapes)           {name: shape}, Keras names and layouts
     init_weights(shapes, rng)             {name: array}, Keras default initializers
     forward(weights, xs, training)        -> (y, cache)
-    backward(weights, grads, cache, dy)   -> [dx for each input]; adds weight gradients into `grads`
+    backward(weights, grads, cache, dy, need_dx)
+                                          -> [dx for each input]; adds weight gradients into `grads`.
+                                             When need_dx is False no input needs a gradient (a graph input,
+                                             or only frozen layers upstream): return [None] and skip the work.
 """
 from __future__ import annotations
 
@@ -63,5 +66,5 @@ class Layer(BaseModel):
     def forward(self, weights: dict, xs: list[np.ndarray], training: bool):
         raise NotImplementedError
 
-    def backward(self, weights: dict, grads: dict, cache, dy: np.ndarray) -> list[np.ndarray]:
+    def backward(self, weights: dict, grads: dict, cache, dy: np.ndarray, need_dx: bool = True) -> list:
         raise NotImplementedError

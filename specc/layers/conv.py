@@ -144,7 +144,7 @@ class Conv2D(Layer):
         y = z.reshape(n, oh, ow, self.filters)
         return y, (saved, xs[0].shape, y)
 
-    def backward(self, weights, grads, cache, dy):
+    def backward(self, weights, grads, cache, dy, need_dx=True):
         saved, x_shape, y = cache
         dtype, filters = y.dtype, self.filters
         dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
@@ -166,16 +166,17 @@ class Conv2D(Layer):
                     db += dz.sum(axis=0)
                 np.matmul(pixels[a:b].T, dz, out=part)
                 dw += part
-                np.matmul(dz, w2t, out=dpixels[a:b])
-            dx = dpixels.reshape(saved.shape)
-            if (sh, sw) != (1, 1):
+                if need_dx:
+                    np.matmul(dz, w2t, out=dpixels[a:b])
+            dx = dpixels.reshape(saved.shape) if need_dx else None
+            if need_dx and (sh, sw) != (1, 1):
                 dx = np.zeros(x_shape, dtype=dtype)
                 dx[:, ::sh, ::sw] = dpixels.reshape(saved.shape)
         else:
             x, n = saved, saved.shape[0]
             step = chunk_rows(depth + filters, ow, dtype)
             cols = np.empty((min(step, n * oh) * ow, depth), dtype=dtype)
-            dx = np.zeros(x.shape, dtype=dtype)
+            dx = np.zeros(x.shape, dtype=dtype) if need_dx else None
             for a, b in chunks(n * oh, step):
                 chunk = cols[:(b - a) * ow]
                 dz = grad(a * ow, b * ow)
@@ -184,8 +185,9 @@ class Conv2D(Layer):
                 kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
                 np.matmul(chunk.T, dz, out=part)
                 dw += part
-                np.matmul(dz, w2t, out=chunk)
-                kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
+                if need_dx:
+                    np.matmul(dz, w2t, out=chunk)
+                    kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
         grads["kernel"] += dw.reshape(grads["kernel"].shape)
         if self.use_bias:
             grads["bias"] += db
@@ -224,7 +226,7 @@ class MaxPooling2D(Layer):
         kernels.conv.maxpool_forward(x, ph, pw, sh, sw, pt, pl, y, argmax)
         return y, (x.shape, argmax)
 
-    def backward(self, weights, grads, cache, dy):
+    def backward(self, weights, grads, cache, dy, need_dx=True):
         x_shape, argmax = cache
         dy = np.ascontiguousarray(dy)
         dx = np.zeros(x_shape, dtype=dy.dtype)

@@ -35,10 +35,10 @@ class Dense(Layer):
         y = activate(z, weights.get("bias"), self.activation).reshape(*x.shape[:-1], self.units)
         return y, (x, y)
 
-    def backward(self, weights, grads, cache, dy):
+    def backward(self, weights, grads, cache, dy, need_dx=True):
         x, y = cache
         dz = as_rows(activation_grad(dy, y, self.activation))
         grads["kernel"] += as_rows(x).T @ dz
         if self.use_bias:
             grads["bias"] += dz.sum(axis=0)
-        return [(dz @ weights["kernel"].T).reshape(x.shape)]
+        return [(dz @ weights["kernel"].T).reshape(x.shape) if need_dx else None]

@@ -51,7 +51,7 @@ class Embedding(Layer):
         ids = self._ids(xs[0])
         return np.take(weights["embeddings"], ids, axis=0), ids
 
-    def backward(self, weights, grads, ids, dy):
+    def backward(self, weights, grads, ids, dy, need_dx=True):
         flat = np.ascontiguousarray(ids).reshape(-1)
         table = grads["embeddings"]
         dy = np.ascontiguousarray(dy, dtype=table.dtype).reshape(flat.size, self.output_dim)

@@ -40,7 +40,7 @@ class Concatenate(Layer):
         axis = self._axis(xs[0].ndim - 1) + 1
         return np.concatenate(xs, axis=axis), (axis, [x.shape[axis] for x in xs])
 
-    def backward(self, weights, grads, cache, dy):
+    def backward(self, weights, grads, cache, dy, need_dx=True):
         axis, sizes = cache
         return np.split(dy, np.cumsum(sizes)[:-1], axis=axis)
 
@@ -62,5 +62,5 @@ class Add(Layer):
             y += x
         return y, len(xs)
 
-    def backward(self, weights, grads, count, dy):
+    def backward(self, weights, grads, count, dy, need_dx=True):
         return [dy] * count

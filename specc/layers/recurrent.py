@@ -96,7 +96,7 @@ class LSTM(Layer):
         y = np.ascontiguousarray(hs.transpose(1, 0, 2)) if self.return_sequences else hs[-1].copy()
         return y, (x, z, hs, cs, ac)
 
-    def backward(self, weights, grads, cache, dy):
+    def backward(self, weights, grads, cache, dy, need_dx=True):
         x, gates, hs, cs, ac = cache
         B, T, F = x.shape
         u = self.units
@@ -120,4 +120,4 @@ class LSTM(Layer):
             grads["recurrent_kernel"] += hs[:-1].reshape((T - 1) * B, u).T @ dz[1:].reshape((T - 1) * B, 4 * u)
         dz = np.ascontiguousarray(dz.transpose(1, 0, 2)).reshape(B * T, 4 * u)  # back to x's row order
         grads["kernel"] += x.reshape(B * T, F).T @ dz
-        return [(dz @ weights["kernel"].T).reshape(B, T, F)]
+        return [(dz @ weights["kernel"].T).reshape(B, T, F) if need_dx else None]

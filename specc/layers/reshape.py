@@ -19,5 +19,5 @@ class Flatten(Layer):
         x = xs[0]
         return x.reshape(x.shape[0], -1), x.shape
 
-    def backward(self, weights, grads, shape, dy):
+    def backward(self, weights, grads, shape, dy, need_dx=True):
         return [dy.reshape(shape)]
