@@ -1,48 +1,46 @@
 """Losses on probabilities/values, each with its gradient, reduced as in Keras.
 
 The per-position loss is averaged over every non-batch position, then over the batch; the gradient is
-that of the reduced loss with respect to the predictions.
+that of the reduced loss with respect to the predictions. Each loss is one fused kernel pass.
 """
 from __future__ import annotations
 
 import numpy as np
 
-EPSILON = 1e-7  # Keras' clipping of probabilities away from 0 and 1
+from .. import kernels
 
 
-def binary_crossentropy(pred, true):
-    p = np.clip(pred, EPSILON, 1 - EPSILON)
-    loss = -(true * np.log(p) + (1 - true) * np.log(1 - p))
-    grad = (p - true) / (p * (1 - p)) / pred.size
-    return float(loss.mean()), grad.astype(pred.dtype, copy=False)
+def _like(a: np.ndarray, pred: np.ndarray, shape) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=pred.dtype).reshape(shape)
 
 
 def categorical_crossentropy(pred, true):
-    total = pred.sum(axis=-1, keepdims=True)
-    p = np.clip(pred / total, EPSILON, 1 - EPSILON)
-    positions = pred.size // pred.shape[-1]
-    loss = -(true * np.log(p)).sum(axis=-1)
-    # d/dpred of -sum(t log(pred / total)) = -t / pred + sum(t) / total
-    grad = (-true / np.maximum(pred, EPSILON * total) + true.sum(axis=-1, keepdims=True) / total) / positions
-    return float(loss.mean()), grad.astype(pred.dtype, copy=False)
+    rows = _like(pred, pred, (-1, pred.shape[-1]))
+    grad = np.empty_like(rows)
+    total = kernels.losses.categorical_crossentropy(rows, _like(true, pred, rows.shape), 1.0 / len(rows), grad)
+    return total / len(rows), grad.reshape(pred.shape)
 
 
 def sparse_categorical_crossentropy(pred, labels):
-    labels = labels.reshape(pred.shape[:-1]).astype(np.intp, copy=False)
-    true = np.zeros_like(pred)
-    np.put_along_axis(true, labels[..., None], 1, axis=-1)
-    return categorical_crossentropy(pred, true)
+    rows = _like(pred, pred, (-1, pred.shape[-1]))
+    grad = np.empty_like(rows)
+    ids = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1)
+    total = kernels.losses.sparse_categorical_crossentropy(rows, ids, 1.0 / len(rows), grad)
+    return total / len(rows), grad.reshape(pred.shape)
 
 
-def mean_squared_error(pred, true):
-    diff = pred - true
-    return float(np.mean(diff * diff)), (2 * diff / pred.size).astype(pred.dtype, copy=False)
+def _elementwise(kernel):
+    def loss(pred, true):
+        flat = _like(pred, pred, -1)
+        grad = np.empty_like(flat)
+        total = getattr(kernels.losses, kernel)(flat, _like(true, pred, -1), 1.0 / flat.size, grad)
+        return total / flat.size, grad.reshape(pred.shape)
+    return loss
 
 
-def mean_absolute_error(pred, true):
-    diff = pred - true
-    return float(np.mean(np.abs(diff))), (np.sign(diff) / pred.size).astype(pred.dtype, copy=False)
-
+binary_crossentropy = _elementwise("binary_crossentropy")
+mean_squared_error = _elementwise("squared_error")
+mean_absolute_error = _elementwise("absolute_error")
 
 LOSSES = {
     "binary_crossentropy": binary_crossentropy,
@@ -51,8 +49,3 @@ LOSSES = {
     "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
     "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
 }
-
-
-def sparse_targets(loss_name: str) -> bool:
-    """Whether the loss takes integer class labels rather than arrays shaped like the prediction."""
-    return loss_name == "sparse_categorical_crossentropy"
