@@ -13,7 +13,7 @@ $(BIN)/specc: pyproject.toml
 setup: $(BIN)/specc
 
 digits: setup  ## train the shipped example: handwritten digits, ~98% validation accuracy
-	$(BIN)/specc train specs/digits.yaml
+	$(BIN)/specc train specs/digits.yaml --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -73,45 +73,85 @@ def render(spec):
 
 
 @cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--epochs", type=click.IntRange(min=1), help="Override fit.epochs.")
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), help="Override fit.epochs (with --resume: train up to this).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Override fit.batch_size.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: runs/<spec name>).")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Start from these weights.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Start from these weights (or a checkpoint's).")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue the run in this folder from its checkpoint.npz (SPEC defaults to the run's).")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in the output folder.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def train(spec, epochs, batch_size, out, weights, quiet):
-    """Train from the data the spec names; write weights.npz, history.csv and spec.yaml to --out."""
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per epoch on standard output, for machines.")
+def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_format):
+    """Train from the data the spec names; write weights.npz, history.csv, checkpoint.npz and spec.yaml to --out.
+
+    Ctrl-C (or SIGTERM) stops after the current batch, saves a checkpoint and says how to --resume."""
+    import shlex
+    import signal
     import yaml
     from .model import load
     from .spec import render as render_spec
     from .train.progress import Progress
+    from .train.run import (CHECKPOINT, SPEC, WEIGHTS, StopOnSignal, check_new_run, check_unfinished,
+                            remove_temporaries, resumable)
     from .weights import write_text
+    checkpoint = None
+    if resume:
+        for flag, given in (("--weights", weights), ("--overwrite", overwrite)):
+            if given:
+                raise click.UsageError(f"{flag} cannot be used with --resume: the run continues from its checkpoint")
+        if out and Path(out).resolve() != Path(resume).resolve():
+            raise click.UsageError("--resume DIR continues the run in DIR; leave out --out")
+        out = resume
+        checkpoint, spec = resumable(Path(resume), spec)
+    elif spec is None:
+        raise click.UsageError("Missing argument 'SPEC' (or --resume DIR to continue a run).")
     model = load(spec)
+    if checkpoint is not None:
+        epochs = epochs or model.resume_epochs(checkpoint.state)
+        check_unfinished(checkpoint, epochs)
     if weights:
         model.load_weights(weights)
     data = model.spec_data()
+    out_dir = Path(out or Path("runs") / model.name)
+    if checkpoint is None:
+        check_new_run(out_dir, overwrite)
+    remove_temporaries(out_dir)
     epochs = epochs or model.spec.fit.epochs
-    batch = batch_size or model.spec.fit.batch_size
+    batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
     steps = -(-data[0].rows // batch)
-    click.echo(f"Training {model.name}: {data[0].rows} rows"
+    click.echo((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint else
+                f"Training {model.name}") + f": {data[0].rows} rows"
                + (f", validating on {data[1].rows}" if data[1] is not None else "")
                + f", {epochs} epoch(s) of {steps} batch(es)", err=True)
-    history = model.fit(epochs=epochs, batch_size=batch, data=data, progress=Progress(epochs, steps, quiet=quiet))
-    out_dir = Path(out or Path("runs") / model.name)
-    model.save_weights(out_dir / "weights.npz")
-    write_text(out_dir / "history.csv", history_csv(history))
-    write_text(out_dir / "spec.yaml", yaml.safe_dump(render_spec(model.spec), sort_keys=False))
-    click.echo(f"Saved {out_dir / 'weights.npz'}, history.csv and spec.yaml", err=True)
+    if checkpoint is None:
+        write_text(out_dir / SPEC, yaml.safe_dump(render_spec(model.spec), sort_keys=False))
+    progress = Progress(epochs, steps, quiet=quiet, log_format=log_format)
+
+    def stopping(signum):
+        progress.message(f"{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
+                         "(press Ctrl-C again to stop at once)", always=True)
+    with StopOnSignal(stopping) as stop:
+        model.fit(epochs=epochs, batch_size=batch_size, data=data, progress=progress, out=out_dir,
+                  resume=checkpoint, stop=stop)
+    stopped = model.stopped or {}
+    if stopped.get("reason") == "interrupted":
+        click.echo(f"Interrupted at {model.train_state.describe()}; saved {out_dir / CHECKPOINT} (its weights work "
+                   f"with --weights too).\nResume with: specc train --resume {shlex.quote(str(out_dir))}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    model.save_weights(out_dir / WEIGHTS)
+    write_text(out_dir / SPEC, yaml.safe_dump(render_spec(model.spec), sort_keys=False))
+    if stopped.get("reason") == "nan":
+        click.echo(f"Saved the last good weights to {out_dir / WEIGHTS}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"Saved {out_dir / WEIGHTS}, history.csv, checkpoint.npz and spec.yaml", err=True)
 
 
 def history_csv(history: list[dict]) -> str:
-    buffer = io.StringIO()
-    columns = ["epoch", *history[0]] if history else ["epoch"]
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
-    writer.writeheader()
-    for epoch, logs in enumerate(history, 1):
-        writer.writerow({"epoch": epoch, **{k: repr(v) for k, v in logs.items()}})
-    return buffer.getvalue()
+    from .train.callbacks import history_csv as write
+    return write(history)
 
 
 @cli.command()
@@ -166,6 +206,85 @@ def synth(spec, output, rows, seed):
                         train.targets if train else None)
     save_arrays(output, arrays)
     click.echo(f"Wrote {output}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()), err=True)
+
+
+@cli.command("plot")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="model.svg, model.png or model.dot (default: the DOT source on standard output).")
+@click.option("--format", "fmt", type=click.Choice(["dot", "svg", "png"]), help="Instead of the -o suffix.")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
+              help="Top to bottom, or left to right.")
+def plot_command(spec, output, fmt, rankdir):
+    """Draw the model: inputs, layers with input -> output shapes per node, shared layers, sub-models.
+
+    SVG and PNG are drawn by Graphviz's `dot`. Without it, the DOT source is written next to the requested
+    file with the command that draws it, and the exit status is 0."""
+    import shlex
+    from .model import load
+    from .plot import RenderError, find_dot, format_of, render, to_dot
+    from .weights import write_atomically, write_text
+    if output is None and fmt not in (None, "dot"):
+        raise click.UsageError(f"--format {fmt} needs -o FILE; without -o the DOT source goes to standard output")
+    if output is not None:
+        fmt = fmt or format_of(Path(output))
+        if fmt is None:
+            raise click.UsageError(f"cannot tell the format from '{output}'; name a .svg, .png or .dot file, "
+                                   "or give --format")
+    source = to_dot(load(spec).graph, rankdir)
+    if output is None:
+        click.echo(source, nl=False)
+        return
+    output = Path(output)
+    fallback = output.with_suffix(".dot")
+    if fmt == "dot":
+        write_text(output, source)
+        click.echo(f"Wrote {output}", err=True)
+        return
+    program = find_dot()
+    if program is None:
+        write_text(fallback, source)
+        click.echo(f"Graphviz's `dot` program is not installed, so {output} was not drawn; the graph is in "
+                   f"{fallback}.\nInstall Graphviz (Debian/Ubuntu: apt install graphviz; macOS: brew install "
+                   f"graphviz; others: https://graphviz.org/download/), then draw it with:\n"
+                   f"  dot -T{fmt} {shlex.quote(str(fallback))} -o {shlex.quote(str(output))}", err=True)
+        return
+    try:
+        drawing = render(source, fmt, program)
+    except RenderError as e:
+        write_text(fallback, source)
+        raise click.ClickException(f"{e}\nThe graph is in {fallback}.") from None
+    write_atomically(output, lambda f: f.write(drawing))
+    click.echo(f"Wrote {output}", err=True)
+
+
+@cli.command("history")
+@click.argument("run", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="curves.svg, curves.html or curves.png (default: history.svg beside history.csv).")
+def history_command(run, output):
+    """Plot loss and metrics per epoch from RUN/history.csv (RUN may also be the CSV file itself).
+
+    One panel per quantity, training solid and validation dashed; a row for the total loss, then one per
+    output. SVG and HTML need nothing more; PNG needs matplotlib: pip install 'specc[plot]'."""
+    from .curves import MissingMatplotlib, format_of, history_file, read_history, to_html, to_png, to_svg
+    from .weights import write_atomically, write_text
+    source = history_file(run)
+    target = Path(output) if output else source.with_suffix(".svg")
+    fmt = format_of(target)
+    if fmt is None:
+        raise click.UsageError(f"cannot tell the format from '{target}'; name a .svg, .html or .png file")
+    data = read_history(source)
+    if fmt == "png":
+        try:
+            png = to_png(data, str(source))
+        except MissingMatplotlib:
+            raise click.ClickException("PNG output needs matplotlib: pip install 'specc[plot]' "
+                                       "(or write .svg or .html, which need nothing more)") from None
+        write_atomically(target, lambda f: f.write(png))
+    else:
+        write_text(target, (to_svg if fmt == "svg" else to_html)(data, str(source)))
+    click.echo(f"Wrote {target}: {len(data.epochs)} epoch(s) of {', '.join(data.columns)}", err=True)
 
 
 def main(argv=None):

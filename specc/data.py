@@ -18,6 +18,7 @@ FLOAT32_EXACT_INT = 2 ** 24  # every integer up to this magnitude is exact in fl
 class Dataset:
     inputs: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
+    sample_weight: Optional[np.ndarray] = None  # float32, one per row: each row's loss is multiplied by it
 
     @property
     def rows(self) -> int:
@@ -25,7 +26,8 @@ class Dataset:
 
     def take(self, index) -> "Dataset":
         return Dataset({k: v[index] for k, v in self.inputs.items()},
-                       {k: v[index] for k, v in self.targets.items()})
+                       {k: v[index] for k, v in self.targets.items()},
+                       None if self.sample_weight is None else self.sample_weight[index])
 
 
 class _Report:
@@ -65,12 +67,12 @@ def cast(array: np.ndarray, dtype: str) -> tuple[Optional[np.ndarray], str]:
 
 def load_dataset(path: Path, graph: Graph, losses: dict[str, str], input_names: Optional[dict[str, str]],
                  target_names: Optional[dict[str, str]], where: Optional[KeyPath], with_targets: bool = True,
-                 shown_as: Optional[str] = None) -> Dataset:
+                 shown_as: Optional[str] = None, sample_weight: Optional[str] = None) -> Dataset:
     """Read, check and cast one data file for `graph`.
 
     `input_names`/`target_names` map model names to array names (None: arrays named like the model's).
-    `where` is the spec key that named the file, so problems point there; None for files given on the
-    command line."""
+    `sample_weight` names an array of per-row loss weights. `where` is the spec key that named the file, so
+    problems point there; None for files given on the command line."""
     report = _Report(shown_as or str(path), where)
     try:
         arrays = read_npz(path)
@@ -114,13 +116,60 @@ def load_dataset(path: Path, graph: Graph, losses: dict[str, str], input_names: 
             continue
         out_targets[name] = converted
         rows[f"array '{array_name}'"] = len(array)
+    weights = None
+    if sample_weight is not None:
+        weights = _sample_weight(arrays, sample_weight, report)
+        if weights is not None:
+            rows[f"array '{sample_weight}'"] = len(weights)
     if len(set(rows.values())) > 1:
         listed = ", ".join(f"{k}: {v}" for k, v in rows.items())
         report.add(f"arrays have different numbers of rows ({listed})")
     if not report.problems and rows and min(rows.values()) == 0:
         report.add("has no rows")
     report.raise_if_any()
-    return Dataset(out_inputs, out_targets)
+    return Dataset(out_inputs, out_targets, weights)
+
+
+def _sample_weight(arrays: dict, name: str, report: _Report) -> Optional[np.ndarray]:
+    """Per-row weights: one finite, non-negative number per row."""
+    key = ("sample_weight",)
+    if name not in arrays:
+        have = ", ".join(sorted(arrays)) or "none"
+        report.add(f"no array '{name}' for sample_weight{did_you_mean(name, arrays)} (arrays: {have})", key)
+        return None
+    array = arrays[name]
+    if array.dtype.kind not in "biuf":
+        report.add(f"array '{name}' has dtype {array.dtype}; sample weights are numbers", key)
+        return None
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        report.add(f"array '{name}' has shape {array.shape}; sample weights are one number per row: (rows,)", key)
+        return None
+    weights = array.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if len(bad):
+        report.add(f"array '{name}' has {'a negative' if np.isfinite(weights[bad[0]]) else 'a NaN or infinite'} "
+                   f"weight at row {bad[0]}; sample weights are finite and not negative", key)
+        return None
+    return weights
+
+
+def class_weights(data: Dataset, output: str, class_weight: dict[int, float]) -> Dataset:
+    """The data with each row's weight multiplied by its class's (Keras' class_weight: labels, one-hot rows by
+    their largest entry, a single probability rounded); classes not listed weigh 1."""
+    y = data.targets[output]
+    if y.ndim > 1 and y.shape[-1] != 1:
+        labels = y.argmax(axis=-1)
+    else:
+        labels = np.round(y.reshape(len(y))).astype(np.int64)
+    table = np.ones(max([*class_weight, int(labels.max(initial=0))]) + 1, np.float32)
+    for index, weight in class_weight.items():
+        table[index] = weight
+    weights = table[labels.reshape(len(y))]
+    if data.sample_weight is not None:
+        weights = weights * data.sample_weight
+    return Dataset(data.inputs, data.targets, weights.astype(np.float32))
 
 
 def _pick(arrays, model_names, mapping, section, what, report) -> dict:
@@ -158,7 +207,8 @@ def _target(array: np.ndarray, shape: tuple, loss: str):
         return None, f"has shape {array.shape}; {show_rows(shape)} is needed"
     target = array.reshape(len(array), *shape).astype(np.float32, copy=False)
     if not np.isfinite(target).all():
-        return None, "has NaN or infinite values"
+        row = int(np.argwhere(~np.isfinite(target))[0][0])
+        return None, f"has NaN or infinite values (first at row {row})"
     return target, ""
 
 

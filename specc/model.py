@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from .data import Dataset, load_dataset, split
 from .errors import KeyPath, Problem, SpecError, did_you_mean
 from .execute import Parameters
 from .graph import Graph, GraphLayer, compile_spec
+from .graph.compile import RESUME_CHECKPOINT
 from .spec import SourceMap, Spec, load_spec
 from .spec.format import GraphModel, ImportedModel
 from .weights import load_arrays, save_arrays
@@ -46,6 +47,7 @@ class Model:
         with located(self.source):
             self.graph: Graph = compile_spec(self.spec, self._resolve_import)
         self._params: Optional[Parameters] = None
+        self.stopped: Optional[dict] = None  # why the last fit() ended early: {"reason", "message", ...}
 
     # -- structure ---------------------------------------------------------------------------------------
     @property
@@ -82,7 +84,9 @@ class Model:
         save_arrays(path, self.params.as_dict())
 
     def load_weights(self, path: Union[str, Path]):
-        self.params.assign(load_arrays(path), str(path))
+        """From a weights file, or the weights in a checkpoint."""
+        from .train.checkpoint import weights_of
+        self.params.assign(weights_of(load_arrays(path)), str(path))
 
     # -- data --------------------------------------------------------------------------------------------
     def _objective(self):
@@ -113,7 +117,7 @@ class Model:
     def _read(self, source, where: KeyPath) -> Dataset:
         with located(self.source):
             return load_dataset(self.path.parent / source.path, self.graph, self.losses(), source.inputs,
-                                source.targets, where, shown_as=source.path)
+                                source.targets, where, shown_as=source.path, sample_weight=source.sample_weight)
 
     def read_data(self, path: Union[str, Path], with_targets: bool = True) -> Dataset:
         """A data file given outside the spec: arrays named like the model's inputs and outputs, or as the
@@ -124,17 +128,96 @@ class Model:
 
     # -- training and inference --------------------------------------------------------------------------
     def fit(self, epochs: Optional[int] = None, batch_size: Optional[int] = None, progress=None,
-            data: Optional[tuple[Dataset, Optional[Dataset]]] = None) -> list[dict[str, float]]:
+            data: Optional[tuple[Dataset, Optional[Dataset]]] = None, *, out: Union[str, Path, None] = None,
+            resume=None, stop: Optional[Callable[[], bool]] = None,
+            callbacks: Optional[list] = None) -> list[dict[str, float]]:
+        """Train; returns the history, one dict of logs per epoch (a resumed run's earlier epochs included).
+
+        out: a run folder. checkpoint.npz (everything --resume needs) and history.csv are rewritten there
+            after every epoch, and the spec's callbacks write their files there (default: the current folder).
+        resume: a run folder (or its checkpoint file, or a loaded Checkpoint) to continue from: weights,
+            optimizer state, epoch, batch, shuffling and callbacks carry on exactly where the run stopped.
+            `out` defaults to that folder.
+        stop: asked after every batch; when it returns True, training stops there and writes its checkpoint.
+        callbacks: Callback objects to run after the spec's.
+        After it returns, `model.stopped` says why training ended early (None when it ran every epoch)."""
+        from .spec import render
+        from .train.callbacks import RunFiles, make_callbacks
+        from .train.checkpoint import TrainState
         from .train.loop import fit
         from .train.optimizers import make_optimizer
         train, validation = data if data is not None else self.spec_data()
+        if self.spec.data is None:  # the spec could not tell whether there is validation data: now it can
+            self._check_monitors(validation is not None)
+        fit_spec = self.spec.fit
+        if fit_spec.class_weight is not None:
+            from .data import class_weights
+            train = class_weights(train, self.graph.outputs[0], fit_spec.class_weight)
         params = self.params
         if not hasattr(self, "optimizer"):
             self.optimizer = make_optimizer(self.spec.compile.optimizer, params.trainable_size, params.dtype)
-        fit_spec = self.spec.fit
-        return fit(self.graph, params, self.optimizer, self._objective(), train, validation,
-                   epochs or fit_spec.epochs, batch_size or fit_spec.batch_size, fit_spec.shuffle, self.spec.seed,
-                   progress)
+        if resume is not None:
+            checkpoint = self._resume_from(resume, train, batch_size)
+            state = checkpoint.state
+            out = out if out is not None else checkpoint.path.parent
+            epochs, batch_size = epochs or self.resume_epochs(state), state.batch_size
+        else:
+            epochs, batch_size = epochs or fit_spec.epochs, batch_size or fit_spec.batch_size
+            state = TrainState.fresh(self.spec.seed, epochs, batch_size)
+            state.run = {"spec": str(self.path.resolve()), "rendered": render(self.spec), "rows": train.rows}
+        if out is not None:
+            folder = Path(out)
+            files = RunFiles(folder, folder / RESUME_CHECKPOINT, folder / "history.csv")
+        else:
+            files = RunFiles(Path.cwd())
+        history = fit(self.graph, params, self.optimizer, self._objective(), train, validation, epochs, batch_size,
+                      fit_spec.shuffle, self.spec.seed, progress, make_callbacks(fit_spec.callbacks)
+                      + list(callbacks or []), state, stop, files)
+        self.stopped, self.train_state = state.stopped, state
+        return history
+
+    def resume_epochs(self, state) -> int:
+        """How many epochs a resumed run trains to: the run's own number, unless the spec's `fit.epochs` was
+        changed since it started."""
+        started_with = state.run.get("rendered", {}).get("fit", {}).get("epochs")
+        return self.spec.fit.epochs if self.spec.fit.epochs != started_with else state.epochs
+
+    def _check_monitors(self, validation: bool):
+        from .graph.compile import logged_names, monitor_problem
+        logged = logged_names(self.spec, self.graph, validation)
+        problems = [Problem(why, ("fit", "callbacks", i, "monitor")) for i, callback in
+                    enumerate(self.spec.fit.callbacks) if (why := monitor_problem(callback, logged, validation))]
+        if problems:
+            with located(self.source):
+                raise SpecError(problems)
+
+    def _resume_from(self, resume, train: Dataset, batch_size: Optional[int]):
+        """The checkpoint to continue from, its weights and optimizer state restored; refused when the spec,
+        the data or the batch size differ from the run's (it would not be the same run)."""
+        from .spec import render
+        from .train.checkpoint import Checkpoint, load_checkpoint
+        if isinstance(resume, Checkpoint):
+            checkpoint = resume
+        else:
+            path = Path(resume)
+            checkpoint = load_checkpoint(path / RESUME_CHECKPOINT if path.is_dir() else path)
+        state, where = checkpoint.state, str(checkpoint.path)
+        then, now = dict(state.run.get("rendered", {})), render(self.spec)
+        for spec in (then, now):  # training longer is continuing the same run
+            spec["fit"] = {k: v for k, v in spec.get("fit", {}).items() if k != "epochs"}
+        if then != now:
+            changed = ", ".join(_differences(then, now)[:3])
+            raise SpecError([Problem(f"the run was started from another spec (it differs in {changed}); resume "
+                                     f"it with the spec it started with, or start a new run", file=where)])
+        if state.run.get("rows") != train.rows:
+            raise SpecError([Problem(f"the run trained on {state.run.get('rows')} rows; the data now has "
+                                     f"{train.rows}", file=where)])
+        if batch_size is not None and batch_size != state.batch_size:
+            raise SpecError([Problem(f"the run trains with batch size {state.batch_size}; resuming it with "
+                                     f"{batch_size} would not continue the same run", file=where)])
+        self.params.assign(checkpoint.weights, where)
+        checkpoint.restore_optimizer(self.optimizer)
+        return checkpoint
 
     def evaluate(self, data: Optional[Dataset] = None, batch_size: Optional[int] = None) -> dict[str, float]:
         from .train.loop import evaluate
@@ -196,6 +279,16 @@ class Model:
             key = "/".join(str(part) for i, part in enumerate(path) if i % 2 == 1)
             self._imports.append(_Import(key, self.path.parent / entry.weights, their_prefix))
         return definition
+
+
+def _differences(a, b, path: str = "") -> list[str]:
+    """Dotted paths where two plain-data documents differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in [*a, *(k for k in b if k not in a)]
+                for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [path or "the whole spec"]
 
 
 def load(path: Union[str, Path]) -> Model:

@@ -34,6 +34,8 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
                                         "(save numbers, e.g. np.asarray(x, dtype=np.float32))")
                     else:
                         problems.append(f"array '{name}' cannot be read: {e}")
+                except (zipfile.BadZipFile, EOFError, OSError) as e:
+                    problems.append(f"array '{name}' is damaged ({type(e).__name__}: {e})")
         if problems:
             raise NpzError(problems)
         return arrays
@@ -41,5 +43,9 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise NpzError(["no such file"]) from None
     except IsADirectoryError:
         raise NpzError(["is a directory, not an .npz file"]) from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except zipfile.BadZipFile as e:  # it starts like a zip archive, yet its table of contents is not there
+        raise NpzError([f"is truncated or damaged: it starts as an .npz archive, but the archive's index at its "
+                        f"end is missing or broken (was it written or copied only in part?) "
+                        f"({type(e).__name__}: {e})"]) from None
+    except (ValueError, OSError, EOFError) as e:
         raise NpzError([f"is not a readable .npz file ({type(e).__name__}: {e})"]) from None

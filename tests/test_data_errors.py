@@ -276,3 +276,81 @@ def data_problems_anywhere(spec: Path):
     with pytest.raises(specc.SpecError) as caught:
         specc.load(spec).spec_data()
     return caught.value.problems
+
+
+# -- damaged files, targets, sample weights -------------------------------------------------------------------
+
+@pytest.mark.parametrize("keep", [0.5, 0.99], ids=["half", "all-but-the-end"])
+def test_truncated_npz(spec, keep):
+    save(spec, images=IMAGES, labels=LABELS)
+    path = spec.parent / "data" / "digits.npz"
+    whole = path.read_bytes()
+    path.write_bytes(whole[:int(len(whole) * keep)])
+    problem = one_problem(spec, "data.train", "path: data/digits.npz", "data/digits.npz: is truncated or damaged",
+                          "written or copied only in part")
+    assert "allow_pickle" not in problem.message
+
+
+def test_damaged_array_in_npz(spec):
+    save(spec, images=IMAGES, labels=LABELS)
+    path = spec.parent / "data" / "digits.npz"
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 4] ^= 0xFF  # inside the first array's data: its checksum no longer matches
+    path.write_bytes(bytes(damaged))
+    one_problem(spec, "data.train", "path: data/digits.npz", "array 'images' is damaged", "CRC")
+
+
+def regression(spec: Path) -> str:
+    """The digits spec made a regression on one-hot targets (so targets are floats that can be NaN)."""
+    text = spec.read_text().replace("loss: sparse_categorical_crossentropy", "loss: mse")
+    spec.write_text(text)
+    return text
+
+
+def test_nan_in_float_targets(spec):
+    regression(spec)
+    onehot = np.eye(10, dtype=np.float32)[LABELS]
+    onehot[5, 2] = np.inf
+    save(spec, images=IMAGES, labels=onehot)
+    one_problem(spec, "data.train.targets.digit", LABELS_VALUE,
+                "array 'labels' has NaN or infinite values (first at row 5) (target of output 'digit')")
+
+
+WEIGHTS_KEY = ("sample_weight: w", 15)  # where the spec names the weights array
+
+
+def weighted(spec: Path) -> Path:
+    text = spec.read_text().replace("targets: {digit: labels}", "targets: {digit: labels}\n    sample_weight: w")
+    spec.write_text(text)
+    return spec
+
+
+@pytest.mark.parametrize("w, parts", [
+    (None, ["no array 'w' for sample_weight", "(arrays: images, labels, ww)"]),
+    (np.ones((len(LABELS), 2)), ["array 'w' has shape (1797, 2); sample weights are one number per row: (rows,)"]),
+    (np.where(np.arange(len(LABELS)) == 9, -1.0, 1.0), ["array 'w' has a negative weight at row 9"]),
+    (np.where(np.arange(len(LABELS)) == 4, np.nan, 1.0), ["array 'w' has a NaN or infinite weight at row 4"]),
+    (np.array(["a"] * len(LABELS)), ["array 'w' has dtype <U1; sample weights are numbers"]),
+], ids=["missing", "shape", "negative", "nan", "strings"])
+def test_sample_weight_problems(spec, w, parts):
+    weighted(spec)
+    arrays = {"images": IMAGES, "labels": LABELS}
+    arrays.update({"ww": np.ones(len(LABELS))} if w is None else {"w": w})
+    save(spec, **arrays)
+    one_problem(spec, "data.train.sample_weight", WEIGHTS_KEY, *parts)
+
+
+def test_sample_weight_row_count(spec):
+    weighted(spec)
+    save(spec, images=IMAGES, labels=LABELS, w=np.ones(len(LABELS) - 1))
+    one_problem(spec, "data.train", "path: data/digits.npz", "arrays have different numbers of rows",
+                "'w': 1796")
+
+
+def test_sample_weight_is_split_with_the_rows(spec):
+    weighted(spec)
+    w = np.arange(len(LABELS), dtype=np.float64)
+    save(spec, images=IMAGES, labels=LABELS, w=w[:, None])  # a column of weights is fine too
+    train, validation = specc.load(spec).spec_data()
+    assert train.sample_weight.dtype == np.float32
+    assert np.array_equal(train.sample_weight, w[:1438]) and np.array_equal(validation.sample_weight, w[1438:])

@@ -6,6 +6,7 @@ carries the key path of the spec entry that causes it.
 from __future__ import annotations
 
 import re
+import string
 from typing import Callable, Optional
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
@@ -22,6 +23,13 @@ class _Problems(list):
         self.append(Problem(message, tuple(path), at_key=at_key))
 
 
+class _SelfCall(Exception):
+    """A model reached again while it is being compiled: it would contain itself."""
+
+
+_COMPILING = object()  # a model being compiled, as opposed to one compiled (a GraphLayer) or failed (None)
+
+
 class _Scope:
     """Sub-model definitions visible from a graph: its own `models:` and those of enclosing graphs."""
 
@@ -29,7 +37,7 @@ class _Scope:
                  compiler: "_Compiler"):
         self.definitions, self.path, self.key_prefix, self.parent = definitions, path, key_prefix, parent
         self.compiler = compiler
-        self.compiled: dict[str, Optional[GraphLayer]] = {}
+        self.compiled: dict[str, object] = {}  # name -> _COMPILING, then its GraphLayer or None
 
     def names(self) -> list[str]:
         return list(self.definitions) + (self.parent.names() if self.parent else [])
@@ -37,11 +45,11 @@ class _Scope:
     def find(self, name: str) -> Optional[GraphLayer]:
         if name in self.definitions:
             if name not in self.compiled:
-                self.compiled[name] = None  # marks "being compiled": a model that calls itself
+                self.compiled[name] = _COMPILING
                 self.compiled[name] = self.compiler.sub_model(name, self.definitions[name],
                                                                self.path + ("models", name), self)
-            elif self.compiled[name] is None:
-                raise RecursionError(name)
+            elif self.compiled[name] is _COMPILING:
+                raise _SelfCall(name)
             return self.compiled[name]
         return self.parent.find(name) if self.parent else None
 
@@ -54,6 +62,7 @@ class _Compiler:
     def __init__(self, resolve_import: Optional[ImportResolver]):
         self.problems = _Problems()
         self.resolve_import = resolve_import
+        self.importing: list[tuple[int, str, KeyPath]] = []  # (id of a definition, its `from:`, where) in progress
 
     def sub_model(self, name: str, definition, path: KeyPath, scope: _Scope) -> Optional[GraphLayer]:
         key = f"{scope.key_prefix}{name}"
@@ -62,11 +71,30 @@ class _Compiler:
             if self.resolve_import is None:
                 self.problems.add(path + ("from",), "importing models from other specs is not available here")
                 return None
+            entry = definition
             try:
-                definition = self.resolve_import(definition, path)
+                definition = self.resolve_import(entry, path)
             except SpecError as e:
-                self.problems.extend(e.problems)
+                for problem in e.problems:  # one about the other file as a whole is told where it is imported
+                    if problem.file is not None and problem.line is None:
+                        problem = Problem(f"{entry.from_}: {problem.message}", path + ("from",))
+                    self.problems.append(problem)
                 return None
+            started = next((i for i, (d, _, _) in enumerate(self.importing) if d == id(definition)), None)
+            if started is not None:  # the import leads back to a model that is still being compiled
+                chain = " -> ".join(f for _, f, _ in self.importing[started:])
+                self.problems.add(self.importing[started][2] + ("from",),
+                                  f"importing {chain} leads back to this same model; a model cannot contain itself")
+                return None
+            self.importing.append((id(definition), entry.from_, path))
+            try:
+                return self._sub_model(name, key, definition, trainable, path, scope)
+            finally:
+                self.importing.pop()
+        return self._sub_model(name, key, definition, trainable, path, scope)
+
+    def _sub_model(self, name: str, key: str, definition, trainable: bool, path: KeyPath,
+                   scope: _Scope) -> Optional[GraphLayer]:
         if isinstance(definition, SequentialModel):
             definition = sequential_as_graph(definition)
         graph = self.graph(name, definition, path, _Scope(definition.models, path, key + "/", scope, self))
@@ -95,6 +123,7 @@ class _Compiler:
         for layer in layers.values():
             if isinstance(layer.config, TimeDistributed):
                 layer.inner = self.wrapped(layer, layers, scope)
+        self.wrapping_cycles(layers)
         for entry_name, entry in model.layers.items():
             entry_path = path + ("layers", entry_name)
             if entry_name in shapes or not entry.input_names:
@@ -112,7 +141,12 @@ class _Compiler:
                     defined_only = " (that entry only defines a layer; use `call:` to apply it)" \
                         if tensor in layers and not hint else ""
                     problems.add(where, f"unknown tensor '{tensor}'{hint}{defined_only}")
-        wrapped_layers = [layer.inner for layer in layers.values()]
+        wrapped_layers = []  # what each TimeDistributed applies, and what that applies, ...
+        for layer in layers.values():
+            inner = layer.inner
+            while inner is not None and all(inner is not w for w in wrapped_layers):
+                wrapped_layers.append(inner)
+                inner = inner.inner
         for layer_name, layer in layers.items():
             if not layer.config.input_names and not any(c[0] is layer for c in calls.values()) \
                     and not any(w is layer for w in wrapped_layers):
@@ -152,7 +186,7 @@ class _Compiler:
             return layers[target]
         try:
             found = scope.find(target)
-        except RecursionError:
+        except _SelfCall:
             self.problems.add(path + ("call",), f"model '{target}' calls itself")
             return None
         if found is None and target not in scope.names():
@@ -165,7 +199,10 @@ class _Compiler:
         target = wrapper.config.layer
         where = wrapper.path + ("layer",)
         if not isinstance(target, str):
-            return GraphLayer(wrapper.name, wrapper.key, target, where, trainable=target.trainable)
+            inline = GraphLayer(wrapper.name, wrapper.key, target, where, trainable=target.trainable)
+            if isinstance(target, TimeDistributed):  # TimeDistributed(TimeDistributed(...)): resolve that one too
+                inline.inner = self.wrapped(inline, layers, scope)
+            return inline
         if target == wrapper.name:
             self.problems.add(where, "a TimeDistributed cannot wrap itself")
             return None
@@ -173,13 +210,26 @@ class _Compiler:
             return layers[target]
         try:
             found = scope.find(target)
-        except RecursionError:
+        except _SelfCall:
             self.problems.add(where, f"model '{target}' calls itself")
             return None
         if found is None and target not in scope.names():
             self.problems.add(where, f"no layer or model named '{target}'"
                                      f"{did_you_mean(target, [*layers, *scope.names()])}")
         return found
+
+    def wrapping_cycles(self, layers: dict):
+        """TimeDistributed layers that wrap each other by name (a wraps b, b wraps a) would apply forever."""
+        reported: set[int] = set()
+        for layer in layers.values():
+            chain, inner = [layer], layer.inner
+            while inner is not None and all(inner is not c for c in chain):
+                chain.append(inner)
+                inner = inner.inner
+            if inner is layer and id(layer) not in reported:
+                reported.update(id(c) for c in chain)
+                self.problems.add(layer.path + ("layer",), "TimeDistributed layers wrap each other in a cycle: "
+                                  + " -> ".join(c.name for c in [*chain, layer]))
 
     def order(self, calls: dict, path: KeyPath) -> Optional[list[str]]:
         """Entries in an order where each comes after the entries it reads (spec order where free)."""
@@ -326,6 +376,7 @@ def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None) ->
     graph = compiler.graph(spec.name, spec, (), _Scope(spec.models, (), "", None, compiler))
     if graph is not None:
         check_training_sections(spec, graph, compiler.problems)
+        check_fit_section(spec, graph, compiler.problems)
     if compiler.problems:
         raise SpecError(list(compiler.problems))
     return graph
@@ -363,3 +414,104 @@ def check_training_sections(spec: Spec, graph: Graph, problems: _Problems):
                 known(source.inputs, "input", list(graph.inputs), ("data", part, "inputs"))
             if source.targets is not None:
                 known(source.targets, "output", outputs, ("data", part, "targets"))
+
+
+CLASSIFICATION = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+RESUME_CHECKPOINT = "checkpoint.npz"  # the run folder's own checkpoint, written after every epoch
+
+
+def has_validation(spec: Spec) -> Optional[bool]:
+    """Whether the spec's data has a validation set; None when the spec names no data (it is given in code)."""
+    if spec.data is None:
+        return None
+    return spec.data.validation is not None or spec.data.validation_split > 0
+
+
+def logged_names(spec: Spec, graph: Graph, validation: Optional[bool]) -> list[str]:
+    """The names a training run logs each epoch, as Keras names them (`loss`, `out_loss`, `val_accuracy`, ...)."""
+    outputs = graph.outputs
+    logged = ["loss"] + ([f"{o}_loss" for o in outputs] if len(outputs) > 1 else [])
+    wanted = spec.compile.metrics
+    for o in outputs:
+        for metric in (wanted.get(o, []) if isinstance(wanted, dict) else wanted):
+            metric = "accuracy" if metric == "acc" else metric
+            name = metric if len(outputs) == 1 else f"{o}_{metric}"
+            if name not in logged:
+                logged.append(name)
+    if validation is not False:
+        logged += [f"val_{name}" for name in logged]
+    if any(c.type == "reduce_lr_on_plateau" for c in spec.fit.callbacks):
+        logged.append("learning_rate")
+    return logged
+
+
+def monitor_problem(callback, logged: list[str], validation: Optional[bool]) -> Optional[str]:
+    """Why a callback cannot watch what it monitors, or None."""
+    monitor = getattr(callback, "monitor", None)
+    if monitor is None or monitor in logged:
+        return None
+    default = "" if "monitor" in callback.model_fields_set else " (the default)"
+    said = f"{callback.type} monitors '{monitor}'{default}"
+    if monitor.startswith("val_") and not validation and monitor[4:] in logged:
+        return (f"{said}, but the run has no validation data; add `data.validation` or "
+                f"`data.validation_split`, or monitor '{monitor[4:]}'")
+    return f"{said}, which the run does not log{did_you_mean(monitor, logged)}; it logs: {', '.join(logged)}"
+
+
+def check_fit_section(spec: Spec, graph: Graph, problems: _Problems):
+    """Callbacks watch names the run logs and write files they can name; class weights fit the output."""
+    validation = has_validation(spec)
+    logged = logged_names(spec, graph, validation)
+    for i, callback in enumerate(spec.fit.callbacks):
+        path = ("fit", "callbacks", i)
+        why = monitor_problem(callback, logged, validation)
+        if why:
+            problems.add(path + ("monitor",), why)
+        if callback.type == "model_checkpoint":
+            for message in _filepath_problems(callback, logged):
+                problems.add(path + ("filepath",), message)
+    if spec.fit.class_weight is not None:
+        _check_class_weight(spec, graph, problems)
+
+
+def _filepath_problems(callback, logged: list[str]) -> list[str]:
+    filepath = callback.path
+    if not filepath.endswith(".npz"):
+        return [f"'{filepath}' must end in .npz (a checkpoint is an .npz archive)"]
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(filepath) if f is not None]
+    except ValueError as e:
+        return [f"'{filepath}' is not a valid pattern: {e}"]
+    for field_name in fields:
+        if field_name != "epoch" and field_name not in logged:
+            return [f"'{{{field_name}}}' in '{filepath}' is not a name the run logs"
+                    f"{did_you_mean(field_name, ['epoch', *logged])}; it may use {{epoch}} and: {', '.join(logged)}"]
+    try:
+        filepath.format(epoch=1, **{name: 0.5 for name in logged})
+    except (ValueError, IndexError, KeyError) as e:
+        return [f"'{filepath}' cannot be formatted: {e}"]
+    if filepath in (RESUME_CHECKPOINT, f"./{RESUME_CHECKPOINT}") and (callback.save_best_only
+                                                                     or callback.save_weights_only):
+        return [f"'{RESUME_CHECKPOINT}' is the run's own checkpoint, written after every epoch for --resume; "
+                "give this one another name, e.g. best.npz"]
+    return []
+
+
+def _check_class_weight(spec: Spec, graph: Graph, problems: _Problems):
+    path = ("fit", "class_weight")
+    if len(graph.outputs) != 1:
+        problems.add(path, f"class_weight needs a model with one output; this one has {len(graph.outputs)} "
+                           f"({', '.join(graph.outputs)}): give per-row weights with `data.train.sample_weight`")
+        return
+    (output,) = graph.outputs
+    loss = spec.compile.loss if isinstance(spec.compile.loss, str) else spec.compile.loss.get(output)
+    shape = graph.shapes[output]
+    if loss not in CLASSIFICATION or len(shape) != 1:
+        problems.add(path, f"class_weight weights classes, but output '{output}' of shape {show_shape(shape)} "
+                           f"with loss {loss} has none; give per-row weights with `data.train.sample_weight`")
+        return
+    classes = 2 if shape[-1] == 1 else shape[-1]
+    for index in spec.fit.class_weight:
+        if index >= classes:
+            problems.add(path + (index,), f"class {index} is outside [0, {classes}) of output '{output}'",
+                         at_key=True)

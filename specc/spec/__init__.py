@@ -66,7 +66,7 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     from . import format as F
     by_tag = {cls.__name__: cls for cls in LAYER_TYPES}
     by_tag.update(call=F.Call, graph=F.GraphModel, sequential=F.SequentialModel, **{"from": F.ImportedModel},
-                  sgd=F.SGD, rmsprop=F.RMSprop, adam=F.Adam)
+                  sgd=F.SGD, rmsprop=F.RMSprop, adam=F.Adam, **F.CALLBACK_TYPES)
     model = F.Spec
     for part in loc:
         if isinstance(part, str) and part in by_tag:
@@ -142,20 +142,24 @@ def _merge(first: str, second: str) -> str:
 
 
 def _explain_tag(node, path) -> tuple[str, bool, tuple]:
-    """Messages for a missing or unknown `type:` (of a layer or an optimizer)."""
+    """Messages for a missing or unknown `type:` (of a layer, an optimizer or a callback)."""
+    from .format import CALLBACK_TYPES
     if path and path[0] == "compile":
         choices = ["sgd", "rmsprop", "adam"]
         what = "optimizer"
+    elif path[:2] == ("fit", "callbacks"):
+        choices = list(CALLBACK_TYPES)
+        what = "callback"
     else:
         choices = list(LAYER_NAMES)
         what = "layer type"
-    if isinstance(node, str):  # an optimizer given by name
+    if isinstance(node, str):  # an optimizer or a callback given by name
         tag = node
     elif isinstance(node, dict):
         tag = node.get("type")
         path = path + ("type",) if tag is not None else path
     else:
-        return f"expected a mapping with `type:`, got {_kind(node)}", False, path
+        return f"expected a {what.split()[0]} name or a mapping with `type:`, got {_kind(node)}", False, path
     if tag is None:
         hint = " or `call:` (to call a layer or model defined elsewhere)" if what == "layer type" else ""
         return f"missing `type:` (one of {', '.join(choices)}){hint}", True, path

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, NonNegativeFloat,
-                      PositiveFloat, PositiveInt, Tag, field_validator)
+                      NonNegativeInt, PositiveFloat, PositiveInt, Tag, field_validator)
 
 from ..layers import LAYER_TYPES, TimeDistributed
 
@@ -149,6 +149,8 @@ class DataSource(Strict):
     path: str = Field(description="An .npz file, relative to the spec file.")
     inputs: Optional[dict[str, str]] = Field(None, description="{model input: array name}; default: same names.")
     targets: Optional[dict[str, str]] = Field(None, description="{model output: array name}; default: same names.")
+    sample_weight: Optional[str] = Field(
+        None, description="Array of one weight per row: each row's loss is multiplied by it (Keras' sample_weight).")
 
 
 Source = Annotated[DataSource, BeforeValidator(_path_shorthand)]
@@ -161,10 +163,93 @@ class Data(Strict):
     # `validation` with `validation_split` is refused by the compiler, which can point at the key
 
 
+Mode = Literal["auto", "min", "max"]
+MONITOR = Field("val_loss", description="A name the run logs: loss, val_loss, accuracy, val_accuracy, ...")
+MODE = Field("auto", description="min, max, or auto: max for names with 'acc' in them, else min.")
+
+
+class EarlyStopping(Strict):
+    """Stop when the monitored quantity stops improving (Keras' EarlyStopping)."""
+    type: Literal["early_stopping"]
+    monitor: str = MONITOR
+    min_delta: NonNegativeFloat = 0.0
+    patience: NonNegativeInt = 0
+    mode: Mode = MODE
+    baseline: Optional[float] = None
+    restore_best_weights: bool = False
+    start_from_epoch: NonNegativeInt = 0
+
+
+class ModelCheckpoint(Strict):
+    """Save a checkpoint (weights, optimizer state, progress) after every epoch, or only when it is the best."""
+    type: Literal["model_checkpoint"]
+    filepath: Optional[str] = Field(
+        None, description="Relative to the run folder; may use {epoch} and logged names, e.g. "
+                          "'best.{epoch:03d}.npz'. Default: best.npz with save_best_only, else checkpoint.npz.")
+    monitor: str = MONITOR
+    mode: Mode = MODE
+    save_best_only: bool = False
+    save_weights_only: bool = Field(False, description="Write a plain weights file instead of a checkpoint.")
+
+    @property
+    def path(self) -> str:
+        return self.filepath or ("best.npz" if self.save_best_only else "checkpoint.npz")
+
+
+class ReduceLROnPlateau(Strict):
+    """Multiply the learning rate by `factor` when the monitored quantity stops improving."""
+    type: Literal["reduce_lr_on_plateau"]
+    monitor: str = MONITOR
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: NonNegativeInt = 10
+    mode: Mode = MODE
+    min_delta: NonNegativeFloat = 1e-4
+    cooldown: NonNegativeInt = 0
+    min_lr: NonNegativeFloat = 0.0
+
+
+class CSVLogger(Strict):
+    """Write the history after every epoch (the run folder's history.csv already is one)."""
+    type: Literal["csv_logger"]
+    filename: str = "history.csv"
+    separator: Annotated[str, Field(min_length=1, max_length=1)] = ","
+
+
+class TerminateOnNaN(Strict):
+    """Stop when the loss becomes NaN or infinite. specc always does; the entry is accepted for Keras users."""
+    type: Literal["terminate_on_nan"]
+
+
+CALLBACK_TYPES = {"early_stopping": EarlyStopping, "model_checkpoint": ModelCheckpoint,
+                  "reduce_lr_on_plateau": ReduceLROnPlateau, "csv_logger": CSVLogger,
+                  "terminate_on_nan": TerminateOnNaN}
+
+
+def _callback_by_name(value):
+    """`early_stopping`, `{type: early_stopping, ...}`, and Keras' class names (`EarlyStopping`) alike."""
+    if isinstance(value, str):
+        value = {"type": value}
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        squeezed = value["type"].replace("_", "").lower()
+        known = {name.replace("_", ""): name for name in CALLBACK_TYPES}
+        if squeezed in known:
+            return {**value, "type": known[squeezed]}
+    return value
+
+
+Callback = Annotated[Union[EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, CSVLogger, TerminateOnNaN],
+                     Field(discriminator="type"), BeforeValidator(_callback_by_name)]
+ClassIndex = Annotated[int, Field(strict=False, ge=0)]  # JSON keys are strings: "0" is class 0
+
+
 class Fit(Strict):
     epochs: PositiveInt = 1
     batch_size: PositiveInt = 32
     shuffle: bool = True
+    class_weight: Optional[dict[ClassIndex, NonNegativeFloat]] = Field(
+        None, description="{class index: weight}: each training row's loss is multiplied by its class's "
+                          "weight (1 for classes not listed). One output only, as in Keras.")
+    callbacks: list[Callback] = Field(default_factory=list)
 
 
 class Spec(GraphModel):

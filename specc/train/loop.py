@@ -1,7 +1,9 @@
 """The fit / evaluate / predict loops over mini-batches."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -9,9 +11,11 @@ import numpy as np
 from ..data import Dataset
 from ..execute import Parameters, backward, forward
 from ..graph import Graph
+from .callbacks import Callback, RunFiles, Trainer
+from .checkpoint import TrainState
 from .losses import LOSSES
 from .metrics import metric_function
-from .optimizers import Optimizer
+from .optimizers import NonFiniteGradients, Optimizer
 from .progress import Progress
 
 
@@ -53,20 +57,36 @@ def batches(rows: int, batch_size: int, order: Optional[np.ndarray] = None):
         yield index
 
 
-def train_step(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, batch: Dataset):
-    """One optimizer step; returns (total loss, per-output losses, outputs)."""
-    values, tape = forward(graph, params, batch.inputs, training=True)
+def losses(graph: Graph, objective: Objective, values: dict, batch: Dataset):
+    """(total weighted loss, per-output losses, per-output loss gradients) of one batch."""
     total, per_output, output_grads = 0.0, {}, {}
     for out in graph.outputs:
-        loss, grad = LOSSES[objective.losses[out]](values[out], batch.targets[out])
+        loss, grad = LOSSES[objective.losses[out]](values[out], batch.targets[out], batch.sample_weight)
         weight = objective.weights[out]
         per_output[out] = loss
         total += weight * loss
         output_grads[out] = grad * weight if weight != 1.0 else grad
+    return total, per_output, output_grads
+
+
+def train_step(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, batch: Dataset):
+    """One optimizer step; returns (total loss, per-output losses, outputs).
+
+    A loss that is not finite takes no step (the caller stops on it); gradients that are not finite raise
+    NonFiniteGradients carrying the loss, and take no step either."""
+    values, tape = forward(graph, params, batch.inputs, training=True)
+    total, per_output, output_grads = losses(graph, objective, values, batch)
+    outputs = {o: values[o] for o in graph.outputs}
+    if not math.isfinite(total):
+        return total, per_output, outputs
     params.grads[...] = 0
     backward(graph, params, tape, output_grads)
-    optimizer.step(params.trainable, params.trainable_grads)
-    return total, per_output, {o: values[o] for o in graph.outputs}
+    try:
+        optimizer.step(params.trainable, params.trainable_grads)
+    except NonFiniteGradients as e:
+        e.loss = total
+        raise
+    return total, per_output, outputs
 
 
 class RunningLogs:
@@ -92,6 +112,12 @@ class RunningLogs:
     def means(self) -> dict[str, float]:
         return {self.prefix + k: v / max(self.count, 1) for k, v in self.sums.items()}
 
+    def state(self) -> dict:
+        return {"sums": dict(self.sums), "count": self.count}
+
+    def restore(self, state: dict):
+        self.sums, self.count = dict(state.get("sums", {})), state.get("count", 0)
+
 
 def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Dataset, batch_size: int,
              prefix: str = "") -> dict[str, float]:
@@ -99,10 +125,7 @@ def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Datas
     for index in batches(data.rows, batch_size):
         batch = data.take(index)
         values, _ = forward(graph, params, batch.inputs, training=False)
-        total, per_output = 0.0, {}
-        for out in graph.outputs:
-            per_output[out], _ = LOSSES[objective.losses[out]](values[out], batch.targets[out])
-            total += objective.weights[out] * per_output[out]
+        total, per_output, _ = losses(graph, objective, values, batch)
         logs.add(total, per_output, values, batch.targets, batch.rows)
     return logs.means()
 
@@ -117,27 +140,103 @@ def predict(graph: Graph, params: Parameters, inputs: dict[str, np.ndarray], bat
     return {o: np.concatenate(p) for o, p in parts.items()}
 
 
-def fit(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, train: Dataset,
-        validation: Optional[Dataset], epochs: int, batch_size: int, shuffle: bool, seed: int,
-        progress: Optional[Progress] = None) -> list[dict[str, float]]:
-    """Train for `epochs`; one dict of logs per epoch (training means, then `val_` entries)."""
-    rng = np.random.default_rng([seed, 1])  # a stream of its own: changing the model does not reshuffle data
-    history = []
-    for epoch in range(epochs):
-        if progress:
-            progress.epoch_begin(epoch)
+def _train(graph, params, optimizer, objective, train, validation, epochs, batch_size, shuffle, progress,
+           trainer, state, stop, say, pending) -> bool:
+    """The epochs of fit(); True when the run stopped before its end (interrupted or NaN): no train end."""
+    rng = np.random.default_rng()
+    while state.epoch < epochs:
+        epoch = state.epoch
+        rng.bit_generator.state = state.rng
         order = rng.permutation(train.rows) if shuffle else None
         logs = RunningLogs(graph, objective)
+        logs.restore(state.running)
+        if progress:
+            progress.epoch_begin(epoch, state.step)
         for step, index in enumerate(batches(train.rows, batch_size, order)):
+            if step < state.step:
+                continue
             batch = train.take(index)
-            total, per_output, outputs = train_step(graph, params, optimizer, objective, batch)
+            try:
+                total, per_output, outputs = train_step(graph, params, optimizer, objective, batch)
+                bad = None if math.isfinite(total) else total
+            except NonFiniteGradients as e:
+                total, bad = e.loss, "gradients"
+            if bad is not None:
+                if bad == "gradients":  # the loss is finite, but its gradients are not
+                    kind = "too large for float32" if np.isfinite(params.trainable_grads).all() else "nan or inf"
+                    what = f"the gradients became {kind} (loss {total:.4g})"
+                else:
+                    what = f"loss became {bad}"
+                message = f"{what} at epoch {epoch + 1}, batch {step + 1}; stopped; the last good weights are kept"
+                state.stopped = {"reason": "nan", "message": message, "epoch": epoch + 1, "batch": step + 1}
+                say(message, always=True)
+                return True
             logs.add(total, per_output, outputs, batch.targets, batch.rows)
+            state.step = step + 1
             if progress:
-                progress.batch_end(step, logs.means())
+                progress.batch_end(step, logs.means(), batch.rows)
+            if stop is not None and stop():
+                state.running = logs.state()
+                trainer.write_run_files()
+                state.stopped = {"reason": "interrupted", "message": f"interrupted at {state.describe()}",
+                                 "epoch": epoch + 1, "batch": state.step}
+                return True
         epoch_logs = logs.means()
         if validation is not None:
             epoch_logs.update(evaluate(graph, params, objective, validation, batch_size, prefix="val_"))
-        history.append(epoch_logs)
+        state.history.append(epoch_logs)
+        stop_training = False
+        for cb in trainer.callbacks:  # every callback sees the epoch, as in Keras, even after one said stop
+            stop_training = bool(cb.on_epoch_end(epoch, epoch_logs)) or stop_training
+        state.epoch, state.step, state.running, state.rng = epoch + 1, 0, {}, rng.bit_generator.state
+        state.finished = stop_training or state.epoch >= epochs
+        if stop_training:
+            state.stopped = {"reason": "early_stopping", "message": f"stopped early after epoch {epoch + 1}",
+                             "epoch": epoch + 1, "batch": None}
+        for cb in trainer.callbacks:
+            cb.after_epoch(epoch, epoch_logs)
+        trainer.write_run_files()
         if progress:
             progress.epoch_end(epoch_logs)
-    return history
+        for text in pending:
+            say(text)
+        pending.clear()
+        if stop_training:
+            break
+        if stop is not None and not state.finished and stop():
+            state.stopped = {"reason": "interrupted", "message": f"interrupted at {state.describe()}",
+                             "epoch": epoch + 1, "batch": None}
+            return True
+    return False
+
+
+def fit(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, train: Dataset,
+        validation: Optional[Dataset], epochs: int, batch_size: int, shuffle: bool, seed: int,
+        progress: Optional[Progress] = None, callbacks: list[Callback] = (), state: Optional[TrainState] = None,
+        stop: Optional[Callable[[], bool]] = None, files: Optional[RunFiles] = None) -> list[dict[str, float]]:
+    """Train up to epoch `epochs`; one dict of logs per epoch (training means, then `val_` entries).
+
+    `state` continues a run where it stopped (epoch, batch, shuffling, running sums, callbacks); the weights
+    and optimizer state are the caller's to restore. `stop` is asked after every batch: when it says so, the
+    run stops there and its checkpoint is written. A loss or gradient that turns NaN or infinite stops the
+    run before the step that would spoil the weights. Why a run stopped early is in `state.stopped`."""
+    if state is None:
+        state = TrainState.fresh(seed, epochs, batch_size)
+    state.epochs, state.finished, state.stopped = epochs, False, None
+    files = files or RunFiles(Path.cwd())
+    pending: list[str] = []  # callbacks' words at the end of an epoch, shown after its line
+    trainer = Trainer(params, optimizer, state, list(callbacks), files, pending.append)
+    for cb in trainer.callbacks:
+        cb.bind(trainer)
+        cb.on_train_begin()
+    trainer.restore_callbacks()
+    say = progress.message if progress else (lambda text, always=False: None)
+    # numbers that overflow are caught (the loss or the gradients turn non-finite) and said, not warned about
+    with np.errstate(over="ignore", invalid="ignore"):
+        if _train(graph, params, optimizer, objective, train, validation, epochs, batch_size, shuffle, progress,
+                  trainer, state, stop, say, pending):
+            return state.history
+    trainer.say = say
+    for cb in trainer.callbacks:
+        cb.on_train_end()
+    return state.history

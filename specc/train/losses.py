@@ -1,9 +1,13 @@
 """Losses on probabilities/values, each with its gradient, reduced as in Keras.
 
-The per-position loss is averaged over every non-batch position, then over the batch; the gradient is
-that of the reduced loss with respect to the predictions. Each loss is one fused kernel pass.
+The per-position loss is averaged over every non-batch position, then over the batch; with
+`sample_weight` (one weight per row) each row's loss is multiplied by its weight before the mean over the
+batch size. The gradient is that of the reduced loss with respect to the predictions. Each loss is one
+fused kernel pass.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -14,27 +18,30 @@ def _like(a: np.ndarray, pred: np.ndarray, shape) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=pred.dtype).reshape(shape)
 
 
-def categorical_crossentropy(pred, true):
-    rows = _like(pred, pred, (-1, pred.shape[-1]))
-    grad = np.empty_like(rows)
-    total = kernels.losses.categorical_crossentropy(rows, _like(true, pred, rows.shape), 1.0 / len(rows), grad)
-    return total / len(rows), grad.reshape(pred.shape)
+def _call(kernel, pred, flat_pred, true, sample_weight):
+    """Run a loss kernel; returns (mean loss, gradient shaped like pred)."""
+    grad = np.empty_like(flat_pred)
+    weights = pred[:0, ...].reshape(-1) if sample_weight is None else _like(sample_weight, pred, -1)
+    positions = flat_pred.shape[0]
+    total = kernel(flat_pred, true, 1.0 / positions, weights, positions // len(pred), grad)
+    return total / positions, grad.reshape(pred.shape)
 
 
-def sparse_categorical_crossentropy(pred, labels):
+def categorical_crossentropy(pred, true, sample_weight: Optional[np.ndarray] = None):
     rows = _like(pred, pred, (-1, pred.shape[-1]))
-    grad = np.empty_like(rows)
+    return _call(kernels.losses.categorical_crossentropy, pred, rows, _like(true, pred, rows.shape), sample_weight)
+
+
+def sparse_categorical_crossentropy(pred, labels, sample_weight: Optional[np.ndarray] = None):
+    rows = _like(pred, pred, (-1, pred.shape[-1]))
     ids = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1)
-    total = kernels.losses.sparse_categorical_crossentropy(rows, ids, 1.0 / len(rows), grad)
-    return total / len(rows), grad.reshape(pred.shape)
+    return _call(kernels.losses.sparse_categorical_crossentropy, pred, rows, ids, sample_weight)
 
 
 def _elementwise(kernel):
-    def loss(pred, true):
-        flat = _like(pred, pred, -1)
-        grad = np.empty_like(flat)
-        total = getattr(kernels.losses, kernel)(flat, _like(true, pred, -1), 1.0 / flat.size, grad)
-        return total / flat.size, grad.reshape(pred.shape)
+    def loss(pred, true, sample_weight: Optional[np.ndarray] = None):
+        return _call(getattr(kernels.losses, kernel), pred, _like(pred, pred, -1), _like(true, pred, -1),
+                     sample_weight)
     return loss
 
 

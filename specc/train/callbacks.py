@@ -1,0 +1,286 @@
+"""Callbacks with Keras' names and semantics: early stopping, checkpoints, learning-rate plateaus, CSV logs.
+
+A callback sees the end of every epoch and may stop training; it acts on the weights (one flat array) and
+the optimizer through the Trainer it is bound to. Its state (what it counts and remembers) is saved in
+checkpoints, so a resumed run behaves as if it had never stopped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..spec import format as F
+from ..weights import save_arrays, write_text
+from .checkpoint import TrainState, checkpoint_arrays
+
+
+@dataclass
+class RunFiles:
+    """Where a run writes: callbacks' relative paths resolve in `folder`; the checkpoint to resume from and
+    history.csv are rewritten after every epoch when given."""
+    folder: Path
+    checkpoint: Optional[Path] = None
+    history: Optional[Path] = None
+
+
+class Trainer:
+    """What callbacks act on: the weights, the optimizer, the run's state, and where files go."""
+
+    def __init__(self, params, optimizer, state: TrainState, callbacks: list, files: RunFiles,
+                 say: Callable[[str], None]):
+        self.params, self.optimizer, self.state = params, optimizer, state
+        self.callbacks, self.files, self.say = callbacks, files, say
+
+    def resolve(self, path: str) -> Path:
+        return self.files.folder / path
+
+    def callback_arrays(self) -> dict[str, np.ndarray]:
+        return {f"{i}/{k}": v for i, cb in enumerate(self.callbacks) for k, v in cb.get_arrays().items()}
+
+    def save(self, path: Path, weights_only: bool = False):
+        """A checkpoint of the run as it is now (or only its weights)."""
+        if weights_only:
+            save_arrays(path, self.params.as_dict())
+            return
+        if self.files.checkpoint is not None and path.resolve() == self.files.checkpoint.resolve():
+            return  # the run's own checkpoint is written after every epoch anyway
+        self.state.callbacks = [cb.get_state() for cb in self.callbacks]
+        save_arrays(path, checkpoint_arrays(self.params, self.optimizer, self.state, self.callback_arrays()))
+
+    def write_run_files(self):
+        """The checkpoint to resume from and the history so far, each replaced atomically."""
+        if self.files.checkpoint is not None:
+            self.state.callbacks = [cb.get_state() for cb in self.callbacks]
+            save_arrays(self.files.checkpoint,
+                        checkpoint_arrays(self.params, self.optimizer, self.state, self.callback_arrays()))
+        if self.files.history is not None:
+            write_text(self.files.history, history_csv(self.state.history))
+
+    def restore_callbacks(self):
+        """Callback states from a checkpoint (after on_train_begin reset them, as Keras does)."""
+        if not self.state.callbacks:
+            return
+        arrays = getattr(self.state, "callback_arrays", {})
+        for i, (cb, saved) in enumerate(zip(self.callbacks, self.state.callbacks)):
+            mine = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == str(i)}
+            cb.set_state(saved, mine)
+
+
+def history_csv(history: list[dict], separator: str = ",") -> str:
+    """One row per epoch (numbered from 1), every logged name a column; floats as Python writes them."""
+    buffer = io.StringIO()
+    columns = ["epoch"]
+    for logs in history:
+        columns += [k for k in logs if k not in columns]
+    writer = csv.DictWriter(buffer, columns, delimiter=separator, lineterminator="\n")
+    writer.writeheader()
+    for epoch, logs in enumerate(history, 1):
+        writer.writerow({"epoch": epoch, **{k: repr(v) for k, v in logs.items()}})
+    return buffer.getvalue()
+
+
+class Callback:
+    """Keras' hooks. `on_epoch_end` returns True to stop training; files are written in `after_epoch`, once
+    every callback has seen the epoch, so a checkpoint holds every callback's state for that epoch."""
+    trainer: Trainer
+
+    def __init__(self, config=None):
+        self.c = config
+
+    def bind(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self):
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> bool:
+        return False
+
+    def after_epoch(self, epoch: int, logs: dict):
+        pass
+
+    def on_train_end(self):
+        pass
+
+    def get_state(self) -> dict:
+        """JSON-able state for checkpoints."""
+        return {}
+
+    def get_arrays(self) -> dict[str, np.ndarray]:
+        """Array state for checkpoints."""
+        return {}
+
+    def set_state(self, state: dict, arrays: dict[str, np.ndarray]):
+        pass
+
+
+def _maximize(mode: str, monitor: str) -> bool:
+    """Keras' mode `auto`: names with 'acc' in them go up, everything else goes down."""
+    return mode == "max" or (mode == "auto" and "acc" in monitor)
+
+
+def _show(value: Optional[float]) -> str:
+    return "none yet" if value is None else f"{value:.5g}"
+
+
+class EarlyStopping(Callback):
+    def __init__(self, config: F.EarlyStopping):
+        self.c = config
+        self.maximize = _maximize(config.mode, config.monitor)
+        self.on_train_begin()
+
+    def improved(self, value: float, reference: Optional[float]) -> bool:
+        if reference is None:
+            return True
+        if self.maximize:
+            return value - self.c.min_delta > reference
+        return value + self.c.min_delta < reference
+
+    def on_train_begin(self):
+        self.wait, self.stopped_epoch, self.best, self.best_epoch = 0, 0, None, 0
+        self.best_weights: Optional[np.ndarray] = None
+
+    def on_epoch_end(self, epoch, logs):
+        current = logs.get(self.c.monitor)
+        if current is None or epoch < self.c.start_from_epoch:
+            return False
+        if self.c.restore_best_weights and self.best_weights is None:
+            self.best_weights, self.best_epoch = self.trainer.params.values.copy(), epoch
+        self.wait += 1
+        if self.improved(current, self.best):
+            self.best, self.best_epoch = float(current), epoch
+            if self.c.restore_best_weights:
+                self.best_weights = self.trainer.params.values.copy()
+            if self.c.baseline is None or self.improved(current, self.c.baseline):
+                self.wait = 0
+            return False
+        if self.wait >= self.c.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.trainer.say(f"Epoch {epoch + 1}: early stopping ({self.c.monitor} has not improved on "
+                             f"{_show(self.best)} for {self.wait} epoch(s))")
+            return True
+        return False
+
+    def on_train_end(self):
+        if self.c.restore_best_weights and self.best_weights is not None:
+            self.trainer.say(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.trainer.params.values[...] = self.best_weights
+
+    def get_state(self):
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,
+                "best_epoch": self.best_epoch}
+
+    def get_arrays(self):
+        return {} if self.best_weights is None else {"best_weights": self.best_weights}
+
+    def set_state(self, state, arrays):
+        self.wait, self.stopped_epoch = state["wait"], state["stopped_epoch"]
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.best_weights = arrays.get("best_weights")
+
+
+class ModelCheckpoint(Callback):
+    def __init__(self, config: F.ModelCheckpoint):
+        self.c = config
+        self.maximize = _maximize(config.mode, config.monitor)
+        self.best: Optional[float] = None
+        self.due: Optional[Path] = None
+
+    def on_train_begin(self):
+        self.best, self.due = None, None
+
+    def on_epoch_end(self, epoch, logs):
+        path = self.trainer.resolve(self.c.path.format(epoch=epoch + 1, **logs))
+        if not self.c.save_best_only:
+            self.due = path
+            return False
+        current = logs.get(self.c.monitor)
+        if current is None or math.isnan(current):
+            return False
+        if self.best is None or (current > self.best if self.maximize else current < self.best):
+            self.trainer.say(f"Epoch {epoch + 1}: {self.c.monitor} improved from {_show(self.best)} to "
+                             f"{current:.5g}, saving {path}")
+            self.best, self.due = float(current), path
+        return False
+
+    def after_epoch(self, epoch, logs):
+        if self.due is not None:
+            self.trainer.save(self.due, weights_only=self.c.save_weights_only)
+            self.due = None
+
+    def get_state(self):
+        return {"best": self.best}
+
+    def set_state(self, state, arrays):
+        self.best = state["best"]
+
+
+class ReduceLROnPlateau(Callback):
+    def __init__(self, config: F.ReduceLROnPlateau):
+        self.c = config
+        self.maximize = _maximize(config.mode, config.monitor)
+        self.on_train_begin()
+
+    def on_train_begin(self):
+        self.best = -math.inf if self.maximize else math.inf
+        self.wait = self.cooldown_counter = 0
+
+    def improved(self, value: float) -> bool:
+        if self.maximize:
+            return value > self.best + self.c.min_delta
+        return value < self.best - self.c.min_delta
+
+    def on_epoch_end(self, epoch, logs):
+        optimizer = self.trainer.optimizer
+        logs["learning_rate"] = float(optimizer.learning_rate)
+        current = logs.get(self.c.monitor)
+        if current is None:
+            return False
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.improved(current):
+            self.best, self.wait = float(current), 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.c.patience:
+                old = float(optimizer.learning_rate)
+                if old > np.float32(self.c.min_lr):
+                    optimizer.learning_rate = max(old * self.c.factor, self.c.min_lr)
+                    self.trainer.say(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                                     f"{optimizer.learning_rate:.6g}.")
+                    self.cooldown_counter, self.wait = self.c.cooldown, 0
+        return False
+
+    def get_state(self):
+        return {"best": self.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
+
+    def set_state(self, state, arrays):
+        self.best, self.wait, self.cooldown_counter = state["best"], state["wait"], state["cooldown_counter"]
+
+
+class CSVLogger(Callback):
+    def after_epoch(self, epoch, logs):
+        path = self.trainer.resolve(self.c.filename)
+        own = self.trainer.files.history
+        if own is not None and path.resolve() == own.resolve() and self.c.separator == ",":
+            return  # the run's history.csv is written after every epoch anyway
+        write_text(path, history_csv(self.trainer.state.history, self.c.separator))
+
+
+class TerminateOnNaN(Callback):
+    """Training always stops on a NaN or infinite loss, before the bad step reaches the weights."""
+
+
+CALLBACKS = {"early_stopping": EarlyStopping, "model_checkpoint": ModelCheckpoint,
+             "reduce_lr_on_plateau": ReduceLROnPlateau, "csv_logger": CSVLogger, "terminate_on_nan": TerminateOnNaN}
+
+
+def make_callbacks(configs) -> list[Callback]:
+    return [CALLBACKS[c.type](c) for c in configs]
