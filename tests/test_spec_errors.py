@@ -481,3 +481,105 @@ def test_merge_keys_do_not_excuse_a_duplicate_own_key(tmp_path):
     assert "duplicate key 'units' (first given on line 7)" in problem.message
     assert dotted(problem.path) == "layers.c.units"
     assert (problem.line, problem.column) == position(text, "units: 6")
+
+
+# -- found by tests/test_fuzz.py ----------------------------------------------------------------------------------
+
+def test_control_character_is_located(tmp_path):
+    """A character YAML refuses anywhere (here U+001F) was reported without a line, over two lines."""
+    text = BASE.replace("name: base", "name: ba\x1fse")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.message == "invalid YAML: unacceptable character #x001f: special characters are not allowed"
+    assert (problem.line, problem.column) == position(text, "\x1f")
+    assert "\n" not in str(problem)
+
+
+MODELS = """\
+specc: 1
+inputs: {a: {shape: [4]}, b: {shape: [4]}}
+models:
+  tower: {from: MODEL_FROM}
+layers:
+  out_a: {call: tower, inputs: a}
+  out_b: {call: tower, inputs: b}
+  both: {type: Concatenate, inputs: [out_a, out_b]}
+outputs: [both]
+compile: {loss: mse}
+"""
+
+
+def test_import_of_a_missing_file_is_located_at_its_from(tmp_path):
+    """It was reported as '<other file>: no such file' with no line of this spec, and the second call of the model
+    that failed to compile was reported as 'model calls itself'."""
+    text = MODELS.replace("MODEL_FROM", "missing.yaml")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.message == "missing.yaml: no such file"
+    assert dotted(problem.path) == "models.tower.from"
+    assert (problem.line, problem.column) == position(text, "missing.yaml")
+
+
+@pytest.mark.parametrize("other", ["spec.yaml", "spec.json"], ids=["itself", "through-another"])
+def test_import_that_leads_back_to_itself(tmp_path, other):
+    """`models: {tower: {from: spec.yaml}}` in spec.yaml recursed until Python's recursion limit, whose
+    RecursionError was then taken for a self-call: 25 problems with key paths thousands of characters long."""
+    text = MODELS.replace("MODEL_FROM", other)
+    if other == "spec.json":  # spec.yaml imports spec.json, which imports spec.yaml
+        (tmp_path / "spec.json").write_text(json.dumps(
+            {"specc": 1, "inputs": {"x": {"shape": [4]}}, "models": {"back": {"from": "spec.yaml"}},
+             "layers": {"y": {"call": "back", "inputs": "x"}}, "outputs": ["y"], "compile": {"loss": "mse"}}))
+    (problem,) = problems_of(tmp_path, text)
+    chain = "spec.yaml" if other == "spec.yaml" else "spec.json -> spec.yaml"
+    assert problem.message == f"importing {chain} leads back to this same model; a model cannot contain itself"
+    assert dotted(problem.path) == "models.tower.from"
+    assert (problem.line, problem.column) == position(text, other)
+
+
+def test_time_distributed_layers_wrapping_each_other(tmp_path):
+    """`a` wraps `b` wraps `a`: each level peeled a dimension off until the shapes ran out, and the message
+    blamed the input's shape."""
+    text = BASE.replace("  out: {type: Dense, units: 3, activation: softmax, inputs: dense_2}\n",
+                        "  td_a: {type: TimeDistributed, layer: td_b, inputs: dense_2}\n"
+                        "  td_b: {type: TimeDistributed, layer: td_a}\n"
+                        "  out: {type: Dense, units: 3, activation: softmax, inputs: td_a}\n")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.message == "TimeDistributed layers wrap each other in a cycle: td_a -> td_b -> td_a"
+    assert dotted(problem.path) == "layers.td_a.layer"
+    assert (problem.line, problem.column) == position(text, "td_b, inputs")
+
+
+def test_time_distributed_of_an_inline_time_distributed(tmp_path):
+    """The inner TimeDistributed was never resolved, so the node was silently dropped and the only message was
+    'unknown tensor' at the outputs."""
+    text = ("specc: 1\ninputs: {x: {shape: [3, 4, 5]}}\nlayers:\n"
+            "  a: {type: TimeDistributed, layer: {type: TimeDistributed, layer: {type: Dense, units: 2}}, inputs: x}\n"
+            "outputs: [a]\ncompile: {loss: mse}\n")
+    (tmp_path / "spec.yaml").write_text(text)
+    model = specc.load(tmp_path / "spec.yaml")
+    assert model.graph.shapes["a"] == (3, 4, 2)
+    assert model.get_layer("a").type_name == "TimeDistributed(TimeDistributed(Dense))"
+    assert model.graph.weight_shapes() == {"a/kernel": (5, 2), "a/bias": (2,)}
+
+
+@pytest.mark.parametrize("suffix, depth", [(".yaml", 120), (".yaml", 600), (".json", 3000)],
+                         ids=["yaml-deep", "yaml-deeper-than-python-recurses", "json-deeper-than-python-recurses"])
+def test_nesting_too_deep(tmp_path, suffix, depth):
+    """3000 nested brackets overflowed the parsers' recursion: an internal error instead of a message."""
+    if suffix == ".json":
+        text = '{"specc": 1, "name": ' + "[" * depth + "]" * depth + "}"
+    else:
+        text = "specc: 1\nname: " + "[" * depth + "]" * depth + "\n"
+    line, column = position(text, "[" * depth, offset=99)  # level 101: the spec is level 1
+    (problem,) = problems_of(tmp_path, text, "spec" + suffix)
+    assert problem.message == "lists and mappings nested more than 100 levels deep; a spec needs only a few"
+    assert (problem.line, problem.column) == (line, column)
+
+
+def test_aliases_that_expand_without_end(tmp_path):
+    """Nine aliases of nine aliases of ... ('billion laughs'): validation ran for minutes and took gigabytes."""
+    lines = ["specc: 1", 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    text = "\n".join(lines) + "\n"
+    (problem,) = problems_of(tmp_path, text)
+    assert "YAML aliases (*name) expand this document to more than 200,000 values" in problem.message
+    assert (problem.line, problem.column) == position(text, "f: &f")

@@ -51,15 +51,30 @@ def _mark(node_or_mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
+class _TooManyValues(Exception):
+    """Aliases (`*name`) that expand a small file into a huge document (the 'billion laughs')."""
+
+    def __init__(self, path: KeyPath):
+        super().__init__(path)
+        self.path = path
+
+
 class _Reader:
     def __init__(self, source: SourceMap):
         self.source = source
         self.problems: list[Problem] = []
+        self.count = 0  # values converted, with every alias expanded
         self.constructor = yaml.SafeLoader("")  # only for its safe scalar construction
         self.merged: dict[int, int] = {}  # id of a flattened mapping node -> how many pairs came from `<<`
 
     def convert(self, node: yaml.Node, path: KeyPath):
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooManyValues(path)
         self.source.values[path] = _mark(node)
+        if len(path) >= MAX_DEPTH and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            self.problems.append(Problem(TOO_DEEP, (), self.source.file, *_mark(node)))
+            return None
         if node.tag not in _PLAIN_TAGS[type(node)]:  # e.g. !!python/object: refused, never constructed
             self.problems.append(Problem(
                 f"YAML tag '{_show_tag(node.tag)}' is not allowed; a spec holds plain data only "
@@ -99,6 +114,29 @@ class _Reader:
         return key if isinstance(key, (str, int)) else str(key)
 
 
+MAX_DEPTH = 100  # a spec nests a handful of levels; deeper documents are refused, with the place
+TOO_DEEP = f"lists and mappings nested more than {MAX_DEPTH} levels deep; a spec needs only a few"
+MAX_VALUES = 200_000  # a spec holds hundreds of values; aliases may not multiply them past this
+
+
+def _too_deep(name: str, text: str) -> SpecError:
+    """For a document nested deeper than the parsers can recurse: the place where it passes MAX_DEPTH levels
+    (found with the event parser, which does not recurse)."""
+    depth, line, column = 0, 1, 1
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line, column = _mark(event)
+                    break
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return SpecError([Problem(TOO_DEEP, (), name, line, column)])
+
+
 def read_document(path: str | Path) -> tuple[object, SourceMap]:
     """Parse a YAML or JSON file safely; raise SpecError with positions for syntax errors and duplicate keys."""
     path = Path(path)
@@ -115,12 +153,20 @@ def read_document(path: str | Path) -> tuple[object, SourceMap]:
             json_data = json.loads(text)
         except json.JSONDecodeError as e:
             raise SpecError([Problem(f"invalid JSON: {e.msg}", (), name, e.lineno, e.colno)]) from None
+        except RecursionError:
+            raise _too_deep(name, text.replace("\t", " ")) from None
         # Positions come from the YAML parser, which rejects tabs as indentation; in valid JSON a tab can
         # only be whitespace between tokens, so a space in its place keeps every line and column.
         text = text.replace("\t", " ")
     source = SourceMap(name)
     try:
         root = yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow anywhere, such as a control character
+        index = max(0, min(e.position, len(text)))
+        line, column = text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+        character = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        raise SpecError([Problem(f"invalid YAML: unacceptable character {character}: {e.reason}", (), name,
+                                 line, column)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(p for p in (e.context, e.problem) if p)
@@ -128,11 +174,20 @@ def read_document(path: str | Path) -> tuple[object, SourceMap]:
         raise SpecError([Problem(f"invalid YAML: {what}", (), name, line, column)]) from None
     except yaml.YAMLError as e:
         raise SpecError([Problem(f"invalid YAML: {e}", (), name)]) from None
+    except RecursionError:
+        raise _too_deep(name, text) from None
     if root is None:
         raise SpecError([Problem("the file is empty; a spec starts with 'specc: 1'", (), name, 1, 1)])
     reader = _Reader(source)
     try:
         data = reader.convert(root, ())
+    except RecursionError:
+        raise _too_deep(name, text) from None
+    except _TooManyValues as e:  # said at the key whose value the aliases were expanding
+        where = next((e.path[:i] for i in range(len(e.path), 0, -1) if e.path[:i] in source.keys), ())
+        raise SpecError([source.locate(Problem(
+            f"YAML aliases (*name) expand this document to more than {MAX_VALUES:,} values; a spec needs "
+            "a few hundred", where), at_key=True)]) from None
     except yaml.YAMLError as e:  # e.g. an unknown tag: safe loading refuses to build objects
         mark = getattr(e, "problem_mark", None)
         line, column = (_mark(mark) if mark else (None, None))
