@@ -1,8 +1,6 @@
 """The `specc` command: thin click commands over the library API."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys

@@ -256,7 +256,7 @@ class Model:
         if key not in self._other_specs:
             try:
                 self._other_specs[key] = load_spec(path)[0]
-            except SpecError as e:
+            except SpecError:
                 self._other_specs[key] = None
                 raise
         if self._other_specs[key] is None:

@@ -1,6 +1,5 @@
 """Every example spec validates, summarizes with Keras' parameter counts, trains a step and predicts."""
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +116,14 @@ def test_trains_a_step_and_predicts(name, tmp_path, monkeypatch):
     assert set(predictions) == set(model.graph.outputs)
     for out, array in predictions.items():
         assert array.shape == (batch, *model.graph.shapes[out])
+
+
+def test_the_readme_shows_shipped_specs_as_they_are():
+    """The README's spec examples are the files in specs/ (comments aside), so they validate and train."""
+    import yaml
+    readme = (SPECS.parent / "README.md").read_text()
+    shown = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(specc: 1\b.*?)```", readme, re.S)]
+    assert len(shown) >= 2
+    shipped = {spec["name"]: spec for spec in (yaml.safe_load(p.read_text()) for p in SPECS.glob("*.yaml"))}
+    for spec in shown:
+        assert spec == shipped[spec["name"]]

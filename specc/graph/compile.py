@@ -55,7 +55,9 @@ class _Scope:
 
 
 def keras_name(type_name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type_name).lower()
+    """Keras' default layer name stem: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, LSTM -> lstm."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class _Compiler:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, PositiveInt
 
 from .activations import ActivationName, activate, activation_grad, as_rows
