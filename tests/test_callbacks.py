@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import specc
+from support import DIGITS, DIGITS_DATA, digits
 from specc.errors import dotted
 from specc.spec import format as F
 from specc.train import callbacks as C
@@ -19,23 +20,6 @@ from specc.train.checkpoint import load_checkpoint
 from specc.train.losses import LOSSES
 from specc.train.progress import Progress
 
-ROOT = Path(__file__).parents[1]
-DIGITS = ROOT / "specs" / "digits.yaml"
-DIGITS_DATA = ROOT / "specs" / "data" / "digits.npz"
-
-
-def digits(tmp_path: Path, fit: str = "{epochs: 30, batch_size: 32, shuffle: true}", name: str = "digits",
-           **replace) -> Path:
-    """The digits spec with another `fit:` section (and other edits), reading the shipped data."""
-    text = DIGITS.read_text()
-    edits = {"fit: {epochs: 30, batch_size: 32, shuffle: true}": f"fit: {fit}",
-             "path: data/digits.npz": f"path: {DIGITS_DATA}", **replace}
-    for old, new in edits.items():
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
 
 
 def problems_of(spec: Path) -> list:

@@ -2,22 +2,18 @@
 errors for a missing, empty or malformed file."""
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import ROOT, run
 
-from specc.cli import main
 from specc.curves import nice_ticks, panel_rows, read_history
 
-ROOT = Path(__file__).parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
 
 ONE_OUTPUT = """\
@@ -38,27 +34,6 @@ val_main_output_loss,val_aux_output_loss,val_main_output_accuracy,val_aux_output
 2,0.8,0.6,1.0,0.6,0.6,0.85,0.65,1.0,0.6,0.6
 3,0.7,0.5,1.0,0.7,0.7,0.80,0.60,1.0,0.65,0.65
 """
-
-
-def run(*args) -> Result:
-    """The `specc` command in-process, as the executable runs it (`specc.cli.main`): exit status and output."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    result = Result(code, out.getvalue(), err.getvalue())
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def run_subprocess(*args, cwd=None) -> subprocess.CompletedProcess:

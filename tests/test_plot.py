@@ -2,9 +2,7 @@
 shared layers are one box with an edge per node, sub-models one cluster, shapes shown; the command's outputs."""
 from __future__ import annotations
 
-import contextlib
 import html
-import io
 import re
 import shutil
 import subprocess
@@ -14,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support import ROOT, run
 
 import specc
-from specc.cli import main
 from specc.layers import show_shape
 from specc.plot import to_dot
 
-ROOT = Path(__file__).parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 DOT = shutil.which("dot")
 needs_dot = pytest.mark.skipif(DOT is None, reason="Graphviz's dot is not installed")
@@ -318,27 +315,6 @@ def test_graphviz_draws_it(spec, tmp_path):
 
 
 # -- the command -------------------------------------------------------------------------------------------------
-
-def run(*args) -> Result:
-    """The `specc` command in-process, as the executable runs it (`specc.cli.main`): exit status and output."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    result = Result(code, out.getvalue(), err.getvalue())
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
 
 def test_dot_to_stdout_and_file(tmp_path):
     spec = ROOT / "specs" / "headline.yaml"

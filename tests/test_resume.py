@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 
 import specc
+import support
+from support import DIGITS
 from specc.npz import read_npz
 from specc.train.checkpoint import load_checkpoint
 from specc.train.run import StopOnSignal
 from specc.weights import write_atomically
 
-ROOT = Path(__file__).parents[1]
-DIGITS = ROOT / "specs" / "digits.yaml"
-DIGITS_DATA = ROOT / "specs" / "data" / "digits.npz"
 
 # adam, a learning rate that halves on plateaus, early stopping that keeps the best weights, a best checkpoint:
 # every piece of state a resumed run must carry over
@@ -33,15 +32,7 @@ EVERYTHING = ("{epochs: 8, batch_size: 32, shuffle: true, callbacks: ["
 
 
 def digits(tmp_path: Path, fit: str = EVERYTHING, name: str = "digits", **replace) -> Path:
-    text = DIGITS.read_text()
-    edits = {"fit: {epochs: 30, batch_size: 32, shuffle: true}": f"fit: {fit}",
-             "path: data/digits.npz": f"path: {DIGITS_DATA}", **replace}
-    for old, new in edits.items():
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
+    return support.digits(tmp_path, fit, name, **replace)
 
 
 class StopAfter:
