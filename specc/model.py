@@ -102,7 +102,8 @@ class Model:
         data = self.spec.data
         if data is None:
             raise SpecError([self.source.locate(Problem(
-                "the spec has no `data:` section; add `data: {train: file.npz}` or pass data explicitly"))])
+                "the spec has no `data:` section to train from; add `data: {train: file.npz}` with arrays named "
+                "after the inputs and outputs (`specc synth SPEC -o file.npz` writes random ones)"))])
         train = self._read(data.train, ("data", "train"))
         if data.validation is not None:
             # a validation file is usually laid out like the training file: its names carry over
