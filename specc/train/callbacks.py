@@ -50,15 +50,16 @@ class Trainer:
             return
         if self.files.checkpoint is not None and path.resolve() == self.files.checkpoint.resolve():
             return  # the run's own checkpoint is written after every epoch anyway
+        save_arrays(path, self._checkpoint())
+
+    def _checkpoint(self) -> dict[str, np.ndarray]:
         self.state.callbacks = [cb.get_state() for cb in self.callbacks]
-        save_arrays(path, checkpoint_arrays(self.params, self.optimizer, self.state, self.callback_arrays()))
+        return checkpoint_arrays(self.params, self.optimizer, self.state, self.callback_arrays())
 
     def write_run_files(self):
         """The checkpoint to resume from and the history so far, each replaced atomically."""
         if self.files.checkpoint is not None:
-            self.state.callbacks = [cb.get_state() for cb in self.callbacks]
-            save_arrays(self.files.checkpoint,
-                        checkpoint_arrays(self.params, self.optimizer, self.state, self.callback_arrays()))
+            save_arrays(self.files.checkpoint, self._checkpoint())
         if self.files.history is not None:
             write_text(self.files.history, history_csv(self.state.history))
 
