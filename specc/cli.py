@@ -79,7 +79,7 @@ def render(spec):
 @click.option("--resume", type=click.Path(file_okay=False),
               help="Continue the run in this folder from its checkpoint.npz (SPEC defaults to the run's).")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in the output folder.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--quiet", is_flag=True, help="Say nothing but problems and how to resume an interrupted run.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per epoch on standard output, for machines.")
 def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_format):
@@ -120,10 +120,11 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
     epochs = epochs or model.spec.fit.epochs
     batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
     steps = -(-data[0].rows // batch)
-    click.echo((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint else
-                f"Training {model.name}") + f": {data[0].rows} rows"
-               + (f", validating on {data[1].rows}" if data[1] is not None else "")
-               + f", {epochs} epoch(s) of {steps} batch(es)", err=True)
+    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    say((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint
+         else f"Training {model.name}") + f": {data[0].rows} rows"
+        + (f", validating on {data[1].rows}" if data[1] is not None else "")
+        + f", {epochs} epoch(s) of {steps} batch(es)")
     if checkpoint is None:
         write_text(out_dir / SPEC, yaml.safe_dump(render_spec(model.spec), sort_keys=False))
     progress = Progress(epochs, steps, quiet=quiet, log_format=log_format)
@@ -144,12 +145,7 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
     if stopped.get("reason") == "nan":
         click.echo(f"Saved the last good weights to {out_dir / WEIGHTS}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(f"Saved {out_dir / WEIGHTS}, history.csv, checkpoint.npz and spec.yaml", err=True)
-
-
-def history_csv(history: list[dict]) -> str:
-    from .train.callbacks import history_csv as write
-    return write(history)
+    say(f"Saved {out_dir / WEIGHTS}, history.csv, checkpoint.npz and spec.yaml")
 
 
 @cli.command()

@@ -75,25 +75,29 @@ class Parameters:
         """Copy weights in by key; a missing key, unknown key or wrong shape is a SpecError naming `source`."""
         problems = []
         wanted = {key[len(prefix):]: key for key in self.shapes if key.startswith(prefix)}
-        for short, key in wanted.items():
-            if short not in arrays:
-                if not partial:
-                    problems.append(f"has no array '{short}'")
-                continue
-            array = arrays[short]
-            if tuple(array.shape) != self.shapes[key]:
-                problems.append(f"array '{short}' has shape {tuple(array.shape)}, the model needs "
-                                f"{self.shapes[key]}")
+        missing = [short for short in wanted if short not in arrays]
         extra = sorted(set(arrays) - set(wanted))
+        if missing and not partial:
+            problems.append(f"has no array for {_some(missing)}")
         if extra and not partial:
-            problems.append(f"has arrays the model does not use: {', '.join(extra[:5])}"
-                            + (" ..." if len(extra) > 5 else ""))
+            problems.append(f"has arrays the model does not use: {_some(extra)}")
+        if len(missing) == len(wanted) and wanted and not partial:
+            problems = [f"holds none of this model's weights (it has {_some(extra)}): "
+                        f"is it another spec's? This model's are {_some(list(wanted))}"]
+        for short, key in wanted.items():
+            if short in arrays and tuple(arrays[short].shape) != self.shapes[key]:
+                problems.append(f"array '{short}' has shape {tuple(arrays[short].shape)}, the model needs "
+                                f"{self.shapes[key]}")
         if problems:
             raise SpecError([Problem(f"weights file {p}", file=source) for p in problems])
         by_key = {f"{layer.key}/{name}": view for layer in self._layers for name, view in self.weights(layer).items()}
         for short, key in wanted.items():
             if short in arrays:
                 by_key[key][...] = arrays[short]
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def forward(graph: Graph, params: Parameters, inputs: dict[str, np.ndarray], training: bool):

@@ -207,9 +207,13 @@ print("numba imported:", "numba" in sys.modules)
 def trained(tmp_path_factory) -> Path:
     """A 2-epoch run of the digits spec (with the installed executable), and 25 rows to predict on."""
     out = tmp_path_factory.mktemp("run")
-    result = run("train", DIGITS, "--epochs", "2", "--out", out, "--quiet", exe=True, cwd=out)
+    result = run("train", DIGITS, "--epochs", "2", "--out", out, exe=True, cwd=out)
     assert result.returncode == 0, result.stderr
-    assert "Training digits: 1438 rows, validating on 359, 2 epoch(s) of 45 batch(es)" in result.stderr
+    assert result.stderr.splitlines() == [
+        "Training digits: 1438 rows, validating on 359, 2 epoch(s) of 45 batch(es)",
+        f"Saved {out / 'weights.npz'}, history.csv, checkpoint.npz and spec.yaml"]
+    # not a terminal: no bar, a line per epoch
+    assert [line.split(" - ")[0] for line in result.stdout.splitlines()] == ["Epoch 1/2", "Epoch 2/2"]
     np.savez(out / "x.npz", images=DATA["images"][:25])
     return out
 
@@ -278,8 +282,9 @@ def test_wrong_weights_file(trained, tmp_path, command):
     wrong = trained / "x.npz"  # an .npz, but of data, not weights
     result = run(command, DIGITS, "--weights", wrong, *extra)
     assert result.returncode == 1
-    assert f"{wrong}: weights file has no array 'scaled/kernel'" in result.stderr
-    assert f"{wrong}: weights file has arrays the model does not use: images" in result.stderr
+    assert (f"{wrong}: weights file holds none of this model's weights (it has images): is it another spec's? "
+            "This model's are scaled/kernel, scaled/bias, hidden/kernel, hidden/bias, digit/kernel and 1 more"
+            in result.stderr)
     assert not (tmp_path / "p.npz").exists() and not (tmp_path / "run").exists()
 
 
@@ -303,3 +308,23 @@ def test_unreadable_weights_file(tmp_path, content):
     assert str(weights) in result.stderr
     assert ("cannot read weights: no such file" if content is None
             else "cannot read weights: is not an .npz file") in result.stderr
+
+
+def test_weights_file_with_a_renamed_and_a_misshapen_array(trained, tmp_path):
+    arrays = dict(np.load(trained / "weights.npz"))
+    arrays["hidden/kernel_old"] = arrays.pop("hidden/kernel")
+    arrays["digit/bias"] = arrays["digit/bias"][:3]
+    edited = tmp_path / "edited.npz"
+    np.savez(edited, **arrays)
+    with pytest.raises(specc.SpecError) as caught:
+        specc.load(DIGITS).load_weights(edited)
+    assert [p.message for p in caught.value.problems] == [
+        "weights file has no array for hidden/kernel",
+        "weights file has arrays the model does not use: hidden/kernel_old",
+        "weights file array 'digit/bias' has shape (3,), the model needs (10,)"]
+
+
+def test_quiet_training_says_nothing(tmp_path):
+    result = run("train", DIGITS, "--epochs", "1", "--out", tmp_path / "run", "--quiet")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / "run" / "weights.npz").exists()
