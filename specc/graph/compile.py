@@ -310,8 +310,9 @@ class _Compiler:
                 output_shape = tuple(config.output_shape(list(input_shapes)))
                 weights = {k: tuple(v) for k, v in config.weight_shapes(list(input_shapes)).items()}
             except ShapeError as e:
-                on = "" if shown in str(e) else f" on {shown}"  # said once, whether or not the layer says it
-                self.problems.add(path, f"{type_name}{on}: {e}")
+                said = str(e)  # the layer type and the input shapes are said once, whether or not the layer says them
+                on = "" if shown in said else f" on {shown}"
+                self.problems.add(path, said if said.startswith(type_name) and not on else f"{type_name}{on}: {said}")
                 return None
             if layer.nodes and weights != layer.weight_shapes:
                 first = " and ".join(map(show_shape, layer.nodes[0].input_shapes))
