@@ -46,6 +46,7 @@ class Problem:
 class SpecError(Exception):
     """One or more problems in a spec or its data; str() is the full report, one problem a line."""
     problems: list[Problem] = field(default_factory=list)
+    stand_in: object = None  # a whole spec standing in for a broken one, for later stages to check the rest
 
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)

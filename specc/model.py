@@ -41,13 +41,29 @@ class _Import:
 class Model:
     def __init__(self, path: Union[str, Path]):
         self.path = Path(path)
-        self.spec, self.source = load_spec(self.path)
         self._imports: list[_Import] = []
         self._other_specs: dict[Path, Optional[Spec]] = {}
+        self.spec, self.source = self._load_spec()
         with located(self.source):
             self.graph: Graph = compile_spec(self.spec, self._resolve_import)
         self._params: Optional[Parameters] = None
         self.stopped: Optional[dict] = None  # why the last fit() ended early: {"reason", "message", ...}
+
+    def _load_spec(self) -> tuple[Spec, SourceMap]:
+        """The validated spec; when it is broken, the problems of its whole parts are reported with it."""
+        try:
+            return load_spec(self.path)
+        except SpecError as e:
+            stand_in = e.stand_in
+            if stand_in is not None:
+                try:
+                    with located(stand_in.source):
+                        compile_spec(stand_in.spec, self._resolve_import, names_only=True)
+                except SpecError as more:
+                    e.problems += [p for p in more.problems
+                                   if not any(p.path[:len(b)] == b for b in stand_in.broken)]
+                    e.problems.sort(key=lambda p: (p.file != stand_in.source.file, p.line or 0, p.column or 0))
+            raise
 
     # -- structure ---------------------------------------------------------------------------------------
     @property

@@ -376,6 +376,41 @@ def test_graph_errors_sorted_by_line_across_passes(tmp_path):
     assert [p.line for p in problems] == [11, 12]
 
 
+def test_format_and_name_errors_reported_together(tmp_path):
+    """A broken layer does not hide an unknown name elsewhere, and what depends on it is not blamed."""
+    text = edit(("{type: Dense, units: 16, activation: relu, inputs: main}",
+                 "{type: Dence, units: 16, activation: relu, inputs: main}"),   # dense_1: broken type
+                ("    inputs: merged\n", "    inputs: mergd\n"),                # dense_2: unknown tensor
+                ("outputs: [out, aux_out]", "outputs: [out, aux_outt]"),         # unknown output
+                ("  loss_weights:", "  lossweights:"))                           # compile: unknown key
+    problems = problems_of(tmp_path, text)
+    assert [(dotted(p.path), p.line) for p in problems] == [
+        ("layers.dense_1.type", 10), ("layers.dense_2.inputs", 16), ("outputs[1]", 20),
+        ("compile.lossweights", 25)]
+    assert "did you mean 'merged'" in problems[1].message
+    assert "did you mean 'aux_out'" in problems[2].message
+    assert "did you mean 'loss_weights'" in problems[3].message
+    assert "allowed here: optimizer, loss, loss_weights, metrics" in problems[3].message
+
+
+def test_a_broken_layer_in_a_sub_model_leaves_the_rest_checked(tmp_path):
+    text = edit(("  aux_out: {type: Dense, units: 1, activation: sigmoid, inputs: dense_1}\n",
+                 "  aux_out: {type: Dense, units: 1, activation: sigmoid, inputs: dense_1}\n"
+                 "  side: {call: head, inputs: aux}\n"),
+                ("outputs: [out, aux_out]", "outputs: [out, aux_out, side]")) + """
+models:
+  head:
+    inputs: {x: {shape: [4]}}
+    layers:
+      h: {type: Dense, units: 4, activation: relux, inputs: x}
+      y: {type: Dense, units: 1, inputs: hh}
+    outputs: [y]
+"""
+    problems = problems_of(tmp_path, text)
+    assert [dotted(p.path) for p in problems] == ["models.head.layers.h.activation", "models.head.layers.y.inputs"]
+    assert "unknown tensor 'hh' (did you mean 'h'?)" in problems[1].message
+
+
 # -- JSON -----------------------------------------------------------------------------------------------------
 
 def _digits_as_data() -> dict:

@@ -61,8 +61,9 @@ def keras_name(type_name: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, resolve_import: Optional[ImportResolver]):
+    def __init__(self, resolve_import: Optional[ImportResolver], names_only: bool = False):
         self.problems = _Problems()
+        self.names_only = names_only  # stop after resolving names: no shapes, no graph
         self.resolve_import = resolve_import
         self.importing: list[tuple[int, str, KeyPath]] = []  # (id of a definition, its `from:`, where) in progress
 
@@ -154,7 +155,11 @@ class _Compiler:
                     and not any(w is layer for w in wrapped_layers):
                 problems.add(layer.path, f"layer '{layer_name}' is defined but never called; give it `inputs:` "
                                          f"or call it with `{{call: {layer_name}, inputs: ...}}`")
-        if len(problems) > before:
+        outputs = names(model.outputs)
+        self.check_outputs(outputs, dtypes, calls, path)
+        if len(problems) == before and not self.names_only:  # stand-ins may not be wired as what they replace
+            self.check_reachable(outputs, dtypes, calls, path)
+        if len(problems) > before or self.names_only:
             return None
 
         order = self.order(calls, path)
@@ -176,10 +181,6 @@ class _Compiler:
         if len(problems) > before:
             return None
 
-        outputs = names(model.outputs)
-        self.check_outputs(outputs, shapes, dtypes, calls, path)
-        if len(problems) > before:
-            return None
         return Graph(name, {n: shapes[n] for n in dtypes}, dtypes, nodes, outputs, layers, shapes)
 
     def callee(self, entry: Call, path: KeyPath, layers: dict, scope: _Scope) -> Optional[GraphLayer]:
@@ -324,21 +325,23 @@ class _Compiler:
         layer.nodes.append(node)
         return node
 
-    def check_outputs(self, outputs: list[str], shapes: dict, dtypes: dict, calls: dict, path: KeyPath):
+    def check_outputs(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
+        """Every output is a layer's tensor, listed once."""
         if not outputs:
             self.problems.add(path + ("outputs",), "a model needs at least one output")
         for i, out in enumerate(outputs):
             where = path + ("outputs", i)
             if out in dtypes:
                 self.problems.add(where, f"output '{out}' is a model input; an output must come from a layer")
-            elif out not in shapes:
-                self.problems.add(where, f"unknown tensor '{out}'{did_you_mean(out, [*shapes])}")
+            elif out not in calls:
+                self.problems.add(where, f"unknown tensor '{out}'{did_you_mean(out, [*dtypes, *calls])}")
         for i, out in enumerate(outputs):
             if out in outputs[:i]:
                 self.problems.add(path + ("outputs", i), f"output '{out}' is listed twice "
                                                          f"(first as outputs[{outputs.index(out)}])")
-        if any(p.path[:len(path) + 1] == path + ("outputs",) for p in self.problems):
-            return
+
+    def check_reachable(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
+        """Every input and every layer's tensor leads to an output."""
         needed = set()
         stack = list(outputs)
         while stack:
@@ -370,9 +373,11 @@ def sequential_as_graph(model: SequentialModel) -> GraphModel:
                       trainable=model.trainable)
 
 
-def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None) -> Graph:
-    """The spec's model as a Graph; raises SpecError with every problem found (paths, not yet positions)."""
-    compiler = _Compiler(resolve_import)
+def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None, names_only: bool = False) -> Graph:
+    """The spec's model as a Graph; raises SpecError with every problem found (paths, not yet positions).
+
+    names_only: check that every name resolves, and return nothing (for a spec that stands in for a broken one)."""
+    compiler = _Compiler(resolve_import, names_only)
     if spec.data is not None and spec.data.validation is not None and spec.data.validation_split > 0:
         compiler.problems.add(("data", "validation_split"), "give either `validation` or `validation_split`, "
                                                              "not both")

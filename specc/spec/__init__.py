@@ -1,12 +1,16 @@
 """Reading and validating spec files: text in, a validated `Spec` and its `SourceMap` out."""
 from __future__ import annotations
 
+import copy
 import re
+import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Problem, SpecError, did_you_mean
+from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..layers import LAYER_NAMES
 from .format import KEY_ORDER, Spec, names
 from .source import SourceMap, read_document
@@ -22,7 +26,63 @@ def load_spec(path: str | Path) -> tuple[Spec, SourceMap]:
     try:
         return Spec.model_validate(data), source
     except ValidationError as e:
-        raise SpecError(_explain(e, data, source)) from None
+        raise SpecError(_explain(e, data, source), stand_in=_stand_in(data, e, source)) from None
+
+
+@dataclass
+class StandIn:
+    """A valid spec in place of a broken one: each broken part replaced by something harmless, so that the
+    compiler can still find the problems of the whole parts (an unknown tensor, a cycle) in the same run."""
+    spec: Spec
+    source: SourceMap
+    broken: list[KeyPath]  # problems found under these paths are the broken parts' own: already reported
+
+
+_SPARE_SECTIONS = {"compile": {"optimizer": "sgd", "loss": "mse"}, "name": "stand_in"}  # others are dropped
+
+
+def _stand_in(data: dict, error: ValidationError, source: SourceMap) -> Optional[StandIn]:
+    whole, broken = copy.deepcopy(data), []
+    for err in error.errors():
+        path, _, _ = _walk(err["loc"], data)
+        graph, at = ((), path) if path[:1] != ("models",) else (path[:2], path[2:])
+        section = _walk(graph, whole)[1] if graph else whole
+        if not isinstance(section, dict) or not at:
+            return None
+        if at[0] in ("layers", "inputs") and len(at) > 1 and isinstance(section.get(at[0]), dict):
+            entry = graph + at[:2]
+            if entry not in broken:
+                broken.append(entry)
+                stand_in = {"shape": [1]} if at[0] == "inputs" else _stand_in_layer(section[at[0]][at[1]], section)
+                if stand_in is None:
+                    return None
+                section[at[0]][at[1]] = stand_in
+        elif not graph and at[0] in ("compile", "name", "data", "fit", "seed"):
+            broken.append(at[:1])
+            if at[0] in _SPARE_SECTIONS:
+                whole[at[0]] = _SPARE_SECTIONS[at[0]]
+            else:
+                whole.pop(at[0], None)
+        else:
+            return None
+    try:
+        return StandIn(Spec.model_validate(whole), source, broken)
+    except ValidationError:
+        return None
+
+
+def _stand_in_layer(entry, graph: dict) -> Optional[dict]:
+    """An identity layer on the entry's inputs, or on any input of its graph when they are broken too (only
+    names are checked past a broken part, never shapes)."""
+    inputs = entry.get("inputs") if isinstance(entry, dict) else None
+    names_ok = isinstance(inputs, str) or (isinstance(inputs, list) and inputs
+                                           and all(isinstance(i, str) for i in inputs))
+    if not names_ok:
+        graph_inputs = graph.get("inputs")
+        if not isinstance(graph_inputs, dict) or not graph_inputs:
+            return None
+        inputs = next(iter(graph_inputs))
+    return {"type": "Activation", "activation": "linear", "inputs": inputs}
 
 
 def render(spec: Spec) -> dict:
@@ -71,7 +131,17 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     for part in loc:
         if isinstance(part, str) and part in by_tag:
             model = by_tag[part]
+        elif model is not None and part in model.model_fields:
+            inner = _models_in(model.model_fields[part].annotation)
+            model = inner[0] if len(inner) == 1 else None  # a union is resolved by its tag, next in loc
     return model
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The model classes an annotation holds: itself, or those inside Optional, Union, list or dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
