@@ -20,7 +20,6 @@ import numpy as np
 
 from ..errors import Problem, SpecError
 from ..npz import NpzError, read_npz
-from ..weights import save_arrays
 
 FORMAT = 1
 WEIGHTS, OPTIMIZER, CALLBACKS, STATE = "weights/", "optimizer/", "callbacks/", "state"
@@ -62,10 +61,6 @@ def checkpoint_arrays(params, optimizer, state: TrainState, callback_arrays: dic
     arrays.update({f"{CALLBACKS}{k}": v for k, v in callback_arrays.items()})
     arrays[STATE] = np.array(json.dumps({"format": FORMAT, **asdict(state)}))  # 0-d unicode, no pickle
     return arrays
-
-
-def save_checkpoint(path, params, optimizer, state: TrainState, callback_arrays: dict):
-    save_arrays(path, checkpoint_arrays(params, optimizer, state, callback_arrays))
 
 
 @dataclass
