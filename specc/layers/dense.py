@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
+from ..blas import matmul
 from .activations import ActivationName, activate, activation_grad, as_rows
 from .base import Layer, Shape, ShapeError
 
@@ -30,14 +31,14 @@ class Dense(Layer):
 
     def forward(self, weights, xs, training):
         x = xs[0]
-        z = as_rows(x) @ weights["kernel"]
+        z = matmul(as_rows(x), weights["kernel"])
         y = activate(z, weights.get("bias"), self.activation).reshape(*x.shape[:-1], self.units)
         return y, (x, y)
 
     def backward(self, weights, grads, cache, dy, need_dx=True):
         x, y = cache
         dz = as_rows(activation_grad(dy, y, self.activation))
-        grads["kernel"] += as_rows(x).T @ dz
+        grads["kernel"] += matmul(as_rows(x).T, dz)
         if self.use_bias:
             grads["bias"] += dz.sum(axis=0)
-        return [(dz @ weights["kernel"].T).reshape(x.shape) if need_dx else None]
+        return [matmul(dz, weights["kernel"].T).reshape(x.shape) if need_dx else None]

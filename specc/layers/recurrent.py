@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from .. import kernels
+from ..blas import matmul
 from .base import Layer, Shape, ShapeError, glorot_uniform, show_shape
 
 RecurrentActivationName = Literal["linear", "relu", "sigmoid", "tanh"]
@@ -76,7 +77,7 @@ class LSTM(Layer):
         u = self.units
         kernel = weights["kernel"]
         dtype = np.result_type(x.dtype, kernel.dtype)
-        xw = (x.reshape(B * T, F) @ kernel).reshape(B, T, 4 * u)
+        xw = matmul(x.reshape(B * T, F), kernel).reshape(B, T, 4 * u)
         # time-major from here on: each step's rows are one contiguous block (prefetch-friendly,
         # and the per-step GEMMs get contiguous operands); the bias add rides on the transposing copy
         z = np.empty((T, B, 4 * u), dtype)
@@ -91,7 +92,7 @@ class LSTM(Layer):
         step = kernels.lstm.forward_step
         for t in range(T):
             if t > 0:
-                np.matmul(hs[t - 1], U, out=r2)
+                matmul(hs[t - 1], U, out=r2)
             step(z, r, t, act, ract, fast, hs, cs, ac)
         y = np.ascontiguousarray(hs.transpose(1, 0, 2)) if self.return_sequences else hs[-1].copy()
         return y, (x, z, hs, cs, ac)
@@ -112,12 +113,12 @@ class LSTM(Layer):
         for t in range(T - 1, -1, -1):
             step(dy, t, gates, cs, ac, act, ract, dh, dc, dz)
             if t > 0:
-                np.matmul(dz[t].reshape(B, 4 * u), UT, out=dh)
+                matmul(dz[t].reshape(B, 4 * u), UT, out=dh)
         dz = dz.reshape(T, B, 4 * u)
         if self.use_bias:
             grads["bias"] += dz.sum(axis=(0, 1))
         if T > 1:  # step t's h_{t-1} is hs[t-1]; h_{-1} = 0 adds nothing
-            grads["recurrent_kernel"] += hs[:-1].reshape((T - 1) * B, u).T @ dz[1:].reshape((T - 1) * B, 4 * u)
+            grads["recurrent_kernel"] += matmul(hs[:-1].reshape((T - 1) * B, u).T, dz[1:].reshape((T - 1) * B, 4 * u))
         dz = np.ascontiguousarray(dz.transpose(1, 0, 2)).reshape(B * T, 4 * u)  # back to x's row order
-        grads["kernel"] += x.reshape(B * T, F).T @ dz
-        return [(dz @ weights["kernel"].T).reshape(B, T, F) if need_dx else None]
+        grads["kernel"] += matmul(x.reshape(B * T, F).T, dz)
+        return [matmul(dz, weights["kernel"].T).reshape(B, T, F) if need_dx else None]

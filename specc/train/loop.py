@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..blas import managed
 from ..data import Dataset
 from ..execute import Parameters, backward, forward
 from ..graph import Graph
@@ -119,6 +120,7 @@ class RunningLogs:
         self.sums, self.count = dict(state.get("sums", {})), state.get("count", 0)
 
 
+@managed()  # BLAS threads per product while the loop runs
 def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Dataset, batch_size: int,
              prefix: str = "") -> dict[str, float]:
     logs = RunningLogs(graph, objective, prefix)
@@ -130,6 +132,7 @@ def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Datas
     return logs.means()
 
 
+@managed()
 def predict(graph: Graph, params: Parameters, inputs: dict[str, np.ndarray], batch_size: int) -> dict:
     rows = len(next(iter(inputs.values())))
     parts: dict[str, list] = {o: [] for o in graph.outputs}
@@ -210,6 +213,7 @@ def _train(graph, params, optimizer, objective, train, validation, epochs, batch
     return False
 
 
+@managed()
 def fit(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, train: Dataset,
         validation: Optional[Dataset], epochs: int, batch_size: int, shuffle: bool, seed: int,
         progress: Optional[Progress] = None, callbacks: list[Callback] = (), state: Optional[TrainState] = None,
