@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from .. import kernels
+from ..blas import matmul
 from .activations import ActivationName, activate
 from .base import Layer, Shape, ShapeError, show_shape
 
@@ -128,7 +129,7 @@ class Conv2D(Layer):
             pixels = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
             rows = pixels.reshape(-1, x.shape[3])
             for a, b in chunks(len(rows), chunk_rows(rows.shape[1] + self.filters, 1, dtype)):
-                np.matmul(rows[a:b], w2, out=z[a:b])
+                matmul(rows[a:b], w2, out=z[a:b])
                 activate(z[a:b], bias, self.activation)  # while the chunk is still in cache
             saved = pixels
         else:
@@ -138,7 +139,7 @@ class Conv2D(Layer):
                 chunk = cols[:(b - a) * ow]
                 kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
                 zc = z[a * ow:b * ow]
-                np.matmul(chunk, w2, out=zc)
+                matmul(chunk, w2, out=zc)
                 activate(zc, bias, self.activation)
             saved = x
         y = z.reshape(n, oh, ow, self.filters)
@@ -164,10 +165,10 @@ class Conv2D(Layer):
                 dz = grad(a, b)
                 if self.use_bias:
                     db += dz.sum(axis=0)
-                np.matmul(pixels[a:b].T, dz, out=part)
+                matmul(pixels[a:b].T, dz, out=part)
                 dw += part
                 if need_dx:
-                    np.matmul(dz, w2t, out=dpixels[a:b])
+                    matmul(dz, w2t, out=dpixels[a:b])
             dx = dpixels.reshape(saved.shape) if need_dx else None
             if need_dx and (sh, sw) != (1, 1):
                 dx = np.zeros(x_shape, dtype=dtype)
@@ -183,10 +184,10 @@ class Conv2D(Layer):
                 if self.use_bias:
                     db += dz.sum(axis=0)
                 kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
-                np.matmul(chunk.T, dz, out=part)
+                matmul(chunk.T, dz, out=part)
                 dw += part
                 if need_dx:
-                    np.matmul(dz, w2t, out=chunk)
+                    matmul(dz, w2t, out=chunk)
                     kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
         grads["kernel"] += dw.reshape(grads["kernel"].shape)
         if self.use_bias:
