@@ -30,12 +30,12 @@ class Progress:
         self.drawn = False  # a bar is on the current line
 
     def epoch_begin(self, epoch: int, first_batch: int = 0):
-        self.started = self.last_draw = time.perf_counter()
+        self.started = self.last_draw = self.trained = time.perf_counter()
         self.epoch, self.first_batch, self.samples = epoch, first_batch, 0
 
     def batch_end(self, batch: int, logs: dict[str, float], rows: int = 0):
         self.samples += rows
-        now = time.perf_counter()
+        now = self.trained = time.perf_counter()
         if self.quiet or not self.live or (now - self.last_draw < 0.1 and batch + 1 < self.batches):
             return
         self.last_draw = now
@@ -55,14 +55,15 @@ class Progress:
         if self.quiet:
             return
         seconds = time.perf_counter() - self.started
+        training = self.trained - self.started  # samples/s counts training alone, not validation and saving
         if self.log_format == "json":
             record = {"epoch": self.epoch + 1, "epochs": self.epochs, "seconds": round(seconds, 6),
-                      "samples_per_second": round(self.samples / seconds, 3) if seconds > 0 else None}
+                      "samples_per_second": round(self.samples / training, 3) if training > 0 else None}
             record.update({k: (v if math.isfinite(v) else None) for k, v in logs.items()})
             self.stream.write(json.dumps(record) + "\n")
         else:
             line = (f"Epoch {self.epoch + 1:>{self.width}}/{self.epochs} - {seconds:.2f}s - "
-                    f"{_rate(self.samples, seconds)} - {format_logs(logs)}")
+                    f"{_rate(self.samples, training)} - {format_logs(logs)}")
             self.stream.write(("\r" + line + "\033[K\n") if self.live else line + "\n")
             self.drawn = False
         self.stream.flush()
