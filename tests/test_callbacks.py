@@ -158,6 +158,17 @@ def test_render_shows_callback_defaults(tmp_path):
                                              "start_from_epoch": 0}]
 
 
+
+def test_rendered_class_weights_keep_integer_classes_and_load_back(tmp_path):
+    import yaml
+    from specc.spec import render
+    spec = digits(tmp_path, "{epochs: 1, class_weight: {0: 2.0, '3': 0.5}}")
+    text = yaml.safe_dump(render(specc.load(spec).spec), sort_keys=False)
+    assert "class_weight:\n    0: 2.0\n    3: 0.5\n" in text
+    again = tmp_path / "rendered.yaml"
+    again.write_text(text)
+    assert specc.load(again).spec.fit.class_weight == {0: 2.0, 3: 0.5}
+
 # -- Keras semantics, epoch by epoch ------------------------------------------------------------------------------
 
 class Stub:

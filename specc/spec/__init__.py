@@ -89,6 +89,8 @@ def render(spec: Spec) -> dict:
     """The spec as plain data with every default filled in, keys in the documented order."""
     dumped = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     dumped.pop("trainable", None)
+    if "class_weight" in dumped.get("fit", {}):  # JSON mode made its class indices strings
+        dumped["fit"]["class_weight"] = {int(k): v for k, v in dumped["fit"]["class_weight"].items()}
     return {key: dumped[key] for key in KEY_ORDER if key in dumped}
 
 
