@@ -1,17 +1,54 @@
 """Convolution and max-pooling kernels for channels-last (NHWC) images.
 
-Convolution runs as GEMM: `im2col_rows` unfolds output rows into a (rows, kh*kw*C) matrix that numpy
-multiplies by the kernel, and `col2im_rows_add` folds column gradients back into the input gradient. Both
-work on *lines*: a line is one output row (image n, output row oh), numbered n * out_h + oh, so a caller
-can unfold any slice of the batch (several images, or a few rows of one) into a bounded buffer.
+Convolution with many filters runs as GEMM: `im2col_rows` unfolds output rows into a (rows, kh*kw*C)
+matrix that numpy multiplies by the kernel, and `col2im_rows_add` folds column gradients back into the
+input gradient. Both work on *lines*: a line is one output row (image n, output row oh), numbered
+n * out_h + oh, so a caller can unfold any slice of the batch (several images, or a few rows of one) into
+a bounded buffer. Convolution with few filters (a GEMM only a few columns wide, which BLAS runs at a
+fraction of its speed) runs directly: `conv_direct_forward` and `conv_direct_kernel_grad`.
+
+Every kernel runs its lines on Numba's threads (prange) so that the second core works between the BLAS
+calls too. Each parallel iteration writes memory no other iteration touches, and sums that cross
+iterations are combined afterwards in a fixed order, so results do not depend on the thread count or on
+scheduling: the same inputs give bit-identical outputs.
 
 Padding is explicit (top/left); cells outside the image read as zero (convolution) or are never
 candidates (pooling). All arrays must be C-contiguous. Inner loops go through the `_copy`-style helpers
 below, which index with unsigned integers: that removes Numba's negative-index wraparound test and lets
 LLVM vectorize the loop (about 5x faster than plain signed indexing here).
 """
+import os
+
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def _touch_threads(out):
+    """A trivial parallel loop: running it starts Numba's thread pool."""
+    for i in prange(out.size):
+        out[i] = i
+
+
+def _start_threads_passive():
+    """Start Numba's threads with OpenMP's passive wait policy, unless the user chose a policy.
+
+    These kernels alternate with numpy's BLAS, whose own threads need both cores right after. By default
+    GNU OpenMP's idle workers spin for a while after each parallel loop, taking a core from BLAS: a 3x3,
+    64-filter convolution ran 10x slower (84 ms instead of 9 ms). Passive workers sleep at once. The
+    policy is read when Numba loads its OpenMP runtime, i.e. on the first parallel launch, here; the
+    environment is restored afterwards so OpenMP runtimes loaded later (PyTorch's, say) are unaffected."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        _touch_threads(np.empty(1))
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        _touch_threads(np.empty(1))
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
+_start_threads_passive()
 
 
 @njit(cache=True)
@@ -28,6 +65,22 @@ def _add(dst, d, src, s, count):
     d, s = np.uint64(d), np.uint64(s)
     for q in range(np.uint64(count)):
         dst[d + q] += src[s + q]
+
+
+@njit(cache=True)
+def _axpy(dst, d, a, src, s, count):
+    """dst[d:d + count] += a * src[s:s + count] over flat arrays."""
+    d, s = np.uint64(d), np.uint64(s)
+    for q in range(np.uint64(count)):
+        dst[d + q] += a * src[s + q]
+
+
+@njit(cache=True)
+def _mul_add(dst, d, a, s, b, t, count):
+    """dst[d:d + count] += a[s:s + count] * b[t:t + count] over flat arrays."""
+    d, s, t = np.uint64(d), np.uint64(s), np.uint64(t)
+    for q in range(np.uint64(count)):
+        dst[d + q] += a[s + q] * b[t + q]
 
 
 @njit(cache=True)
@@ -59,7 +112,7 @@ def _max_update(y, arg, d, x, s, at, count):
         arg[d + q] = (at + np.int64(q)) if take else arg[d + q]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, cols):
     """cols[r] <- the kh*kw*C input patch under output pixel r of lines [line_start, line_stop).
 
@@ -70,7 +123,7 @@ def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out
     cf = cols.reshape(-1)
     depth = cols.shape[1]
     run = kw * c  # one kernel row of a patch: contiguous in x when the window is inside horizontally
-    for line in range(line_start, line_stop):
+    for line in prange(line_start, line_stop):  # each line fills its own rows of cols
         n = line // out_h
         top = (line - n * out_h) * sh - pad_top
         row0 = (line - line_start) * out_w
@@ -94,28 +147,36 @@ def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out
                         dst += c
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, dx):
     """dx += the column gradients dcols of lines [line_start, line_stop), each added where im2col_rows
-    read it: the exact transpose of im2col_rows (padding cells receive nothing)."""
+    read it: the exact transpose of im2col_rows (padding cells receive nothing).
+
+    Windows of neighbouring lines overlap in the input when kh > sh, so the work is split by *input* row:
+    each parallel iteration gathers everything that lands in one row of dx, which no other iteration
+    writes, adding kernel row by kernel row in a fixed order."""
     h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     dxf = dx.reshape(-1)
     cf = dcols.reshape(-1)
     depth = dcols.shape[1]
     run = kw * c
-    for line in range(line_start, line_stop):
-        n = line // out_h
-        top = (line - n * out_h) * sh - pad_top
-        row0 = (line - line_start) * out_w
-        for ow in range(out_w):
-            left = ow * sw - pad_left
-            inside = left >= 0 and left + kw <= w
-            for i in range(kh):
-                ih = top + i
-                if ih < 0 or ih >= h:
-                    continue
+    n0 = line_start // out_h
+    n1 = (line_stop - 1) // out_h + 1
+    for q in prange((n1 - n0) * h):
+        n = n0 + q // h
+        ih = q - (n - n0) * h
+        for i in range(kh):
+            t = ih + pad_top - i  # = oh * sh for the output row oh whose kernel row i reads row ih
+            if t < 0 or t % sh != 0 or t // sh >= out_h:
+                continue
+            line = n * out_h + t // sh
+            if line < line_start or line >= line_stop:
+                continue
+            row0 = (line - line_start) * out_w
+            for ow in range(out_w):
+                left = ow * sw - pad_left
                 src = (row0 + ow) * depth + i * run
-                if inside:
+                if left >= 0 and left + kw <= w:
                     _add(dxf, ((n * h + ih) * w + left) * c, cf, src, run)
                 else:
                     for j in range(kw):
@@ -126,55 +187,177 @@ def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_l
 
 
 @njit(cache=True)
+def _output_range(j, pad_left, sw, w, out_w):
+    """The output columns [lo, hi) whose window column j falls inside an image row of width w."""
+    lo = max(0, -((j - pad_left) // sw))
+    hi = min(out_w, (w - 1 + pad_left - j) // sw + 1)
+    return lo, max(lo, hi)
+
+
+@njit(cache=True)
+def _row_transposed(x, n, ih, row_t):
+    """row_t[c, iw] <- x[n, ih, iw, c]: one image row, channel by channel (a contiguous run each)."""
+    for iw in range(x.shape[2]):
+        for ch in range(x.shape[3]):
+            row_t[ch, iw] = x[n, ih, iw, ch]
+
+
+@njit(cache=True, parallel=True)
+def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, y):
+    """y[n, oh, ow, f] <- bias[f] + the convolution of x with kernel (kh, kw, C, F); bias may be empty.
+
+    For few filters and channels. Per output line, the image rows under the window are transposed to
+    (channel, width) and the line is accumulated transposed, (filter, width): every multiply-add is then
+    a long contiguous run over the width (`_axpy`), which vectorizes, where a GEMM would be F columns
+    wide. Each output element sums its window in the order (kernel row, kernel column, channel)."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    kh, kw, f = kernel.shape[0], kernel.shape[1], kernel.shape[3]
+    out_h, out_w = y.shape[1], y.shape[2]
+    has_bias = bias.shape[0] > 0
+    zero = y.dtype.type(0)
+    for line in prange(x.shape[0] * out_h):  # each line writes its own row of y
+        n = line // out_h
+        top = (line - n * out_h) * sh - pad_top
+        row_t = np.empty((c, w), dtype=x.dtype)
+        acc = np.zeros((f, out_w), dtype=y.dtype)
+        rf, af = row_t.reshape(-1), acc.reshape(-1)
+        for i in range(kh):
+            ih = top + i
+            if ih < 0 or ih >= h:
+                continue
+            _row_transposed(x, n, ih, row_t)
+            for j in range(kw):
+                lo, hi = _output_range(j, pad_left, sw, w, out_w)
+                for ch in range(c):
+                    for fo in range(f):
+                        wv = kernel[i, j, ch, fo]
+                        if sw == 1:
+                            _axpy(af, fo * out_w + lo, wv, rf, ch * w + lo - pad_left + j, hi - lo)
+                        else:
+                            for ow in range(lo, hi):
+                                acc[fo, ow] += wv * row_t[ch, ow * sw - pad_left + j]
+        for fo in range(f):
+            b = bias[fo] if has_bias else zero
+            for ow in range(out_w):
+                y[n, line - n * out_h, ow, fo] = acc[fo, ow] + b
+
+
+@njit(cache=True, parallel=True)
+def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, block, dkernel, dbias):
+    """dkernel[i, j, c, f] <- sum over every output pixel of dz[pixel, f] * x[input under (i, j), c];
+    dbias[f] <- sum of dz[..., f] (when dbias is not empty). Both are overwritten.
+
+    The transpose of conv_direct_forward, with the same transposed rows: each (i, j, c, f) term is a
+    product of two contiguous runs over the width, accumulated elementwise into a (terms, width) array
+    that is summed over the width only at the end of a block of `block` lines. Blocks are reduced in order
+    after the parallel loop, so the result does not depend on how blocks were shared among threads."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    f = dz.shape[3]
+    out_h, out_w = dz.shape[1], dz.shape[2]
+    lines = x.shape[0] * out_h
+    blocks = (lines + block - 1) // block
+    terms = kh * kw * c * f
+    partial = np.zeros((blocks, terms + f), dtype=dkernel.dtype)
+    for b in prange(blocks):
+        row_t = np.empty((c, w), dtype=x.dtype)
+        dz_t = np.empty((f, out_w), dtype=dz.dtype)
+        acc = np.zeros((terms + f, out_w), dtype=dkernel.dtype)
+        rf, df, af = row_t.reshape(-1), dz_t.reshape(-1), acc.reshape(-1)
+        for line in range(b * block, min((b + 1) * block, lines)):
+            n = line // out_h
+            oh = line - n * out_h
+            top = oh * sh - pad_top
+            for ow in range(out_w):
+                for fo in range(f):
+                    dz_t[fo, ow] = dz[n, oh, ow, fo]
+            for fo in range(f):
+                _add(af, (terms + fo) * out_w, df, fo * out_w, out_w)
+            for i in range(kh):
+                ih = top + i
+                if ih < 0 or ih >= h:
+                    continue
+                _row_transposed(x, n, ih, row_t)
+                for j in range(kw):
+                    lo, hi = _output_range(j, pad_left, sw, w, out_w)
+                    for ch in range(c):
+                        for fo in range(f):
+                            term = ((i * kw + j) * c + ch) * f + fo
+                            if sw == 1:
+                                _mul_add(af, term * out_w + lo, df, fo * out_w + lo,
+                                         rf, ch * w + lo - pad_left + j, hi - lo)
+                            else:
+                                for ow in range(lo, hi):
+                                    acc[term, ow] += dz_t[fo, ow] * row_t[ch, ow * sw - pad_left + j]
+        for t in range(terms + f):
+            s = partial.dtype.type(0)
+            for ow in range(out_w):
+                s += acc[t, ow]
+            partial[b, t] = s
+    dk, has_bias = dkernel.reshape(-1), dbias.shape[0] > 0
+    dk[:] = 0
+    if has_bias:
+        dbias[:] = 0
+    for b in range(blocks):
+        for t in range(terms):
+            dk[t] += partial[b, t]
+        if has_bias:
+            for fo in range(f):
+                dbias[fo] += partial[b, terms + fo]
+
+
+@njit(cache=True, parallel=True)
 def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y, argmax):
     """y[n, oh, ow, c] <- max of x[n, :, :, c] over the window; argmax[n, oh, ow, c] <- the flat index of
     the winning cell within image n, (ih * W + iw) * C + c (the first in row-major order on ties).
 
     Only cells inside the image are candidates; every window must hold at least one ('same' padding
-    placed as TensorFlow does guarantees it). Works an output line at a time: with stride 1 along the
-    width, one window cell of every window on a line is one contiguous run of x."""
+    placed as TensorFlow does guarantees it). Works an output line at a time (each line on its own
+    thread writes its own rows of y and argmax): with stride 1 along the width, one window cell of every
+    window on a line is one contiguous run of x."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = y.shape[1], y.shape[2]
     xf, yf, af = x.reshape(-1), y.reshape(-1), argmax.reshape(-1)
-    for n in range(x.shape[0]):
+    for line_no in prange(x.shape[0] * out_h):
+        n = line_no // out_h
+        oh = line_no - n * out_h
         xn = n * h * w * c
-        for oh in range(out_h):
-            top = oh * sh - pad_top
-            i0, i1 = max(top, 0), min(top + ph, h)
-            line = (n * out_h + oh) * out_w
-            # start every window from its first inside cell: row i0, its first inside column
-            for ow in range(out_w):
-                left = ow * sw - pad_left
-                if left >= 0 and sw == 1:  # the rest of the line in one run
-                    at = (i0 * w + left) * c
-                    _copy(yf, (line + ow) * c, xf, xn + at, (out_w - ow) * c)
-                    _iota(af, (line + ow) * c, at, (out_w - ow) * c)
-                    break
-                at = (i0 * w + max(left, 0)) * c
-                _copy(yf, (line + ow) * c, xf, xn + at, c)
-                _iota(af, (line + ow) * c, at, c)
-            for ih in range(i0, i1):
-                for j in range(pw):
-                    # the output columns [lo, hi) whose window column j falls inside the image
-                    lo = max(0, -((j - pad_left) // sw))
-                    hi = min(out_w, (w - 1 + pad_left - j) // sw + 1)
-                    if sw == 1:
-                        if lo < hi:
-                            at = (ih * w + lo - pad_left + j) * c
-                            _max_update(yf, af, (line + lo) * c, xf, xn + at, at, (hi - lo) * c)
-                    else:
-                        for ow in range(lo, hi):
-                            at = (ih * w + ow * sw - pad_left + j) * c
-                            _max_update(yf, af, (line + ow) * c, xf, xn + at, at, c)
+        top = oh * sh - pad_top
+        i0, i1 = max(top, 0), min(top + ph, h)
+        line = line_no * out_w
+        # start every window from its first inside cell: row i0, its first inside column
+        for ow in range(out_w):
+            left = ow * sw - pad_left
+            if left >= 0 and sw == 1:  # the rest of the line in one run
+                at = (i0 * w + left) * c
+                _copy(yf, (line + ow) * c, xf, xn + at, (out_w - ow) * c)
+                _iota(af, (line + ow) * c, at, (out_w - ow) * c)
+                break
+            at = (i0 * w + max(left, 0)) * c
+            _copy(yf, (line + ow) * c, xf, xn + at, c)
+            _iota(af, (line + ow) * c, at, c)
+        for ih in range(i0, i1):
+            for j in range(pw):
+                lo, hi = _output_range(j, pad_left, sw, w, out_w)
+                if sw == 1:
+                    if lo < hi:
+                        at = (ih * w + lo - pad_left + j) * c
+                        _max_update(yf, af, (line + lo) * c, xf, xn + at, at, (hi - lo) * c)
+                else:
+                    for ow in range(lo, hi):
+                        at = (ih * w + ow * sw - pad_left + j) * c
+                        _max_update(yf, af, (line + ow) * c, xf, xn + at, at, c)
 
 
-@njit(cache=True)
-def maxpool_backward_add(dy, argmax, dx):
-    """dx += dy routed to the cell each window's maximum came from (argmax from maxpool_forward)."""
-    dyf, af, dxf = dy.reshape(-1), argmax.reshape(-1), dx.reshape(-1)
+@njit(cache=True, parallel=True)
+def maxpool_backward(dy, argmax, dx):
+    """dx <- dy routed to the cell each window's maximum came from (argmax from maxpool_forward), zero
+    elsewhere; dx is overwritten. One image per parallel iteration: overlapping windows of an image add
+    into the same cells, always in the same order."""
     n_images = dy.shape[0]
-    per_out, per_image = dyf.size // n_images, dxf.size // n_images
-    for n in range(n_images):
+    per_out, per_image = dy.size // n_images, dx.size // n_images
+    dyf, af, dxf = dy.reshape(-1), argmax.reshape(-1), dx.reshape(-1)
+    for n in prange(n_images):
+        _zero(dxf, n * per_image, per_image)
         base = np.uint64(n * per_image)
         for k in range(np.uint64(n * per_out), np.uint64((n + 1) * per_out)):
             dxf[base + np.uint64(af[k])] += dyf[k]

@@ -12,7 +12,8 @@ from pydantic import Field, PositiveInt
 
 from .. import kernels
 from ..blas import matmul
-from .activations import ActivationName, activate
+from ..heap import keep_freed_memory
+from .activations import ActivationName, activate, activation_grad
 from .base import Layer, Shape, ShapeError, show_shape
 
 Pair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
@@ -21,6 +22,14 @@ Padding = Literal["valid", "same"]
 # Working-set budget of one chunk (its im2col rows plus its output rows): small enough to stay in the
 # last-level cache, so the GEMM reads the patches, and the activation its output, at cache speed.
 CHUNK_BYTES = 4 << 20
+
+# The forward keeps its im2col rows for the backward when the whole batch's take at most this much.
+KEEP_BYTES = 256 << 20
+
+# Layers with at most this many filters convolve directly (conv_direct_*), without im2col and BLAS; the
+# kernel gradient sums blocks of this many output lines in parallel, then the blocks in order.
+DIRECT_FILTERS = 8
+DIRECT_BLOCK_LINES = 16
 
 
 def chunk_rows(row_elements: int, rows_per_group: int, dtype) -> int:
@@ -116,7 +125,13 @@ class Conv2D(Layer):
         """A 1x1 kernel needs no im2col: it is a matmul on the (strided) pixels; its 'same' padding is 0."""
         return pair(self.kernel_size) == (1, 1)
 
+    def _direct(self, channels: int) -> bool:
+        """Few filters: the GEMM would be only `filters` columns wide, where BLAS runs at a fraction of its
+        speed and the layer is bound by memory traffic; the direct kernels read the input once instead."""
+        return self.filters <= DIRECT_FILTERS and not self._pointwise()
+
     def forward(self, weights, xs, training):
+        keep_freed_memory()
         x, kernel, bias = xs[0], weights["kernel"], weights.get("bias")
         dtype = np.result_type(x.dtype, kernel.dtype) if np.issubdtype(x.dtype, np.floating) else kernel.dtype
         x = np.ascontiguousarray(x, dtype=dtype)
@@ -124,6 +139,14 @@ class Conv2D(Layer):
         bias = None if bias is None else bias.astype(dtype, copy=False)
         kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x.shape[1:])
         n = x.shape[0]
+        kept = None  # the forward's im2col rows, when the backward may reuse them
+        if self._direct(x.shape[3]):
+            y = np.empty((n, oh, ow, self.filters), dtype=dtype)
+            kernels.conv.conv_direct_forward(x, w2.reshape(kernel.shape), np.empty(0, dtype) if bias is None
+                                             else bias, sh, sw, pt, pl, y)
+            if self.activation != "linear":
+                activate(y, None, self.activation)
+            return y, (x, xs[0].shape, y, None)
         z = np.empty((n * oh * ow, self.filters), dtype=dtype)
         if self._pointwise():
             pixels = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
@@ -134,25 +157,51 @@ class Conv2D(Layer):
             saved = pixels
         else:
             step = chunk_rows(w2.shape[0] + self.filters, ow, dtype)
-            cols = np.empty((min(step, n * oh) * ow, w2.shape[0]), dtype=dtype)
+            if training and n * oh * ow * w2.shape[0] * np.dtype(dtype).itemsize <= KEEP_BYTES:
+                cols = kept = np.empty((n * oh * ow, w2.shape[0]), dtype=dtype)
+            else:
+                cols = np.empty((min(step, n * oh) * ow, w2.shape[0]), dtype=dtype)
             for a, b in chunks(n * oh, step):
-                chunk = cols[:(b - a) * ow]
+                chunk = cols[a * ow:b * ow] if kept is not None else cols[:(b - a) * ow]
                 kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
                 zc = z[a * ow:b * ow]
                 matmul(chunk, w2, out=zc)
                 activate(zc, bias, self.activation)
             saved = x
         y = z.reshape(n, oh, ow, self.filters)
-        return y, (saved, xs[0].shape, y)
+        return y, (saved, xs[0].shape, y, kept)
 
     def backward(self, weights, grads, cache, dy, need_dx=True):
-        saved, x_shape, y = cache
+        saved, x_shape, y, kept = cache
         dtype, filters = y.dtype, self.filters
-        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
-        y = y.reshape(-1, filters)
+        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x_shape[1:])
         w2t = np.ascontiguousarray(weights["kernel"].reshape(-1, filters).T, dtype=dtype)
         depth = w2t.shape[1]
-        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x_shape[1:])
+
+        if self._direct(x_shape[3]):
+            x, n = saved, saved.shape[0]
+            dz = activation_grad(np.ascontiguousarray(dy, dtype=dtype), y, self.activation)
+            dz = np.ascontiguousarray(dz).reshape(y.shape)
+            dk = np.empty(grads["kernel"].shape, dtype=dtype)
+            db = np.empty(filters if self.use_bias else 0, dtype=dtype)
+            kernels.conv.conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pt, pl, DIRECT_BLOCK_LINES, dk, db)
+            grads["kernel"] += dk
+            if self.use_bias:
+                grads["bias"] += db
+            if not need_dx:
+                return [None]
+            dz = dz.reshape(-1, filters)
+            dx = np.zeros(x.shape, dtype=dtype)
+            step = chunk_rows(depth + filters, ow, dtype)
+            cols = np.empty((min(step, n * oh) * ow, depth), dtype=dtype)
+            for a, b in chunks(n * oh, step):
+                chunk = cols[:(b - a) * ow]
+                matmul(dz[a * ow:b * ow], w2t, out=chunk)
+                kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
+            return [dx]
+
+        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
+        y = y.reshape(-1, filters)
         dw = np.zeros((depth, filters), dtype=dtype)
         part = np.empty_like(dw)
         db = np.zeros(filters, dtype=dtype)
@@ -179,16 +228,20 @@ class Conv2D(Layer):
             cols = np.empty((min(step, n * oh) * ow, depth), dtype=dtype)
             dx = np.zeros(x.shape, dtype=dtype) if need_dx else None
             for a, b in chunks(n * oh, step):
-                chunk = cols[:(b - a) * ow]
                 dz = grad(a * ow, b * ow)
                 if self.use_bias:
                     db += dz.sum(axis=0)
-                kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
+                if kept is not None:
+                    chunk = kept[a * ow:b * ow]
+                else:
+                    chunk = cols[:(b - a) * ow]
+                    kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
                 matmul(chunk.T, dz, out=part)
                 dw += part
                 if need_dx:
-                    matmul(dz, w2t, out=chunk)
-                    kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
+                    dcols = cols[:(b - a) * ow]
+                    matmul(dz, w2t, out=dcols)
+                    kernels.conv.col2im_rows_add(dcols, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
         grads["kernel"] += dw.reshape(grads["kernel"].shape)
         if self.use_bias:
             grads["bias"] += db
@@ -223,6 +276,7 @@ class MaxPooling2D(Layer):
         ph, pw, sh, sw, pt, pl, oh, ow = self._geometry(x.shape[1:])
         y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
         # where each maximum came from, as a flat index within its image
+        keep_freed_memory()
         argmax = np.empty(y.shape, dtype=np.int32 if x[:1].size < 2 ** 31 else np.int64)
         kernels.conv.maxpool_forward(x, ph, pw, sh, sw, pt, pl, y, argmax)
         return y, (x.shape, argmax)
@@ -230,6 +284,6 @@ class MaxPooling2D(Layer):
     def backward(self, weights, grads, cache, dy, need_dx=True):
         x_shape, argmax = cache
         dy = np.ascontiguousarray(dy)
-        dx = np.zeros(x_shape, dtype=dy.dtype)
-        kernels.conv.maxpool_backward_add(dy, argmax, dx)
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        kernels.conv.maxpool_backward(dy, argmax, dx)
         return [dx]
