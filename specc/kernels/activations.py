@@ -9,7 +9,7 @@ LINEAR, RELU, SIGMOID, TANH, SOFTMAX = 0, 1, 2, 3, 4
 CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def bias_activation_forward(z, bias, act):
     """z <- act(z + bias), in place, over rows of a 2-D array; bias may be empty."""
     rows, cols = z.shape
@@ -48,7 +48,7 @@ def bias_activation_forward(z, bias, act):
                 z[r, c] *= scale
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def activation_backward(dy, y, act, dz):
     """dz <- d(loss)/d(pre-activation) given dy = d(loss)/dy and the activation's output y."""
     rows, cols = dy.shape

@@ -7,10 +7,12 @@ n * out_h + oh, so a caller can unfold any slice of the batch (several images, o
 a bounded buffer. Convolution with few filters (a GEMM only a few columns wide, which BLAS runs at a
 fraction of its speed) runs directly: `conv_direct_forward` and `conv_direct_kernel_grad`.
 
-Every kernel runs its lines on Numba's threads (prange) so that the second core works between the BLAS
-calls too. Each parallel iteration writes memory no other iteration touches, and sums that cross
-iterations are combined afterwards in a fixed order, so results do not depend on the thread count or on
-scheduling: the same inputs give bit-identical outputs.
+im2col_rows and col2im_rows_add run on one thread and release the GIL: the layer runs them, between
+single-threaded products, on threads of its own that each take some whole images (specc.workers); on
+Numba's threads they were slower (a chunk is a few MB, copied at memory speed). The direct and pooling
+kernels run their lines on Numba's threads (prange). Each parallel iteration writes memory no other
+iteration touches, and sums that cross iterations are combined afterwards in a fixed order, so results
+do not depend on scheduling: the same inputs give bit-identical outputs.
 
 Padding is explicit (top/left); cells outside the image read as zero (convolution) or are never
 candidates (pooling). All arrays must be C-contiguous. Inner loops go through the `_copy`-style helpers
@@ -23,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _touch_threads(out):
     """A trivial parallel loop: running it starts Numba's thread pool."""
     for i in prange(out.size):
@@ -51,7 +53,7 @@ def _start_threads_passive():
 _start_threads_passive()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _copy(dst, d, src, s, count):
     """dst[d:d + count] = src[s:s + count] over flat arrays."""
     d, s = np.uint64(d), np.uint64(s)
@@ -59,7 +61,7 @@ def _copy(dst, d, src, s, count):
         dst[d + q] = src[s + q]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add(dst, d, src, s, count):
     """dst[d:d + count] += src[s:s + count] over flat arrays."""
     d, s = np.uint64(d), np.uint64(s)
@@ -67,7 +69,7 @@ def _add(dst, d, src, s, count):
         dst[d + q] += src[s + q]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _axpy(dst, d, a, src, s, count):
     """dst[d:d + count] += a * src[s:s + count] over flat arrays."""
     d, s = np.uint64(d), np.uint64(s)
@@ -75,7 +77,7 @@ def _axpy(dst, d, a, src, s, count):
         dst[d + q] += a * src[s + q]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mul_add(dst, d, a, s, b, t, count):
     """dst[d:d + count] += a[s:s + count] * b[t:t + count] over flat arrays."""
     d, s, t = np.uint64(d), np.uint64(s), np.uint64(t)
@@ -83,7 +85,7 @@ def _mul_add(dst, d, a, s, b, t, count):
         dst[d + q] += a[s + q] * b[t + q]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _zero(dst, d, count):
     """dst[d:d + count] = 0 over a flat array."""
     d = np.uint64(d)
@@ -91,7 +93,7 @@ def _zero(dst, d, count):
         dst[d + q] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _iota(dst, d, start, count):
     """dst[d + q] = start + q for q < count."""
     d = np.uint64(d)
@@ -99,7 +101,7 @@ def _iota(dst, d, start, count):
         dst[d + q] = start + np.int64(q)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _max_update(y, arg, d, x, s, at, count):
     """Where x[s + q] > y[d + q]: take it, and record at + q as where it came from.
 
@@ -112,7 +114,7 @@ def _max_update(y, arg, d, x, s, at, count):
         arg[d + q] = (at + np.int64(q)) if take else arg[d + q]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, cols):
     """cols[r] <- the kh*kw*C input patch under output pixel r of lines [line_start, line_stop).
 
@@ -123,7 +125,7 @@ def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out
     cf = cols.reshape(-1)
     depth = cols.shape[1]
     run = kw * c  # one kernel row of a patch: contiguous in x when the window is inside horizontally
-    for line in prange(line_start, line_stop):  # each line fills its own rows of cols
+    for line in range(line_start, line_stop):
         n = line // out_h
         top = (line - n * out_h) * sh - pad_top
         row0 = (line - line_start) * out_w
@@ -147,14 +149,13 @@ def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out
                         dst += c
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, dx):
     """dx += the column gradients dcols of lines [line_start, line_stop), each added where im2col_rows
     read it: the exact transpose of im2col_rows (padding cells receive nothing).
 
-    Windows of neighbouring lines overlap in the input when kh > sh, so the work is split by *input* row:
-    each parallel iteration gathers everything that lands in one row of dx, which no other iteration
-    writes, adding kernel row by kernel row in a fixed order."""
+    Works by *input* row: each row of dx gathers everything that lands in it, kernel row by kernel row,
+    so only the images the lines belong to are written (a thread can own whole images)."""
     h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     dxf = dx.reshape(-1)
     cf = dcols.reshape(-1)
@@ -162,7 +163,7 @@ def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_l
     run = kw * c
     n0 = line_start // out_h
     n1 = (line_stop - 1) // out_h + 1
-    for q in prange((n1 - n0) * h):
+    for q in range((n1 - n0) * h):
         n = n0 + q // h
         ih = q - (n - n0) * h
         for i in range(kh):
@@ -186,7 +187,7 @@ def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_l
                         src += c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _output_range(j, pad_left, sw, w, out_w):
     """The output columns [lo, hi) whose window column j falls inside an image row of width w."""
     lo = max(0, -((j - pad_left) // sw))
@@ -194,7 +195,7 @@ def _output_range(j, pad_left, sw, w, out_w):
     return lo, max(lo, hi)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _row_transposed(x, n, ih, row_t):
     """row_t[c, iw] <- x[n, ih, iw, c]: one image row, channel by channel (a contiguous run each)."""
     for iw in range(x.shape[2]):
@@ -202,7 +203,7 @@ def _row_transposed(x, n, ih, row_t):
             row_t[ch, iw] = x[n, ih, iw, ch]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, y):
     """y[n, oh, ow, f] <- bias[f] + the convolution of x with kernel (kh, kw, C, F); bias may be empty.
 
@@ -242,7 +243,7 @@ def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, y):
                 y[n, line - n * out_h, ow, fo] = acc[fo, ow] + b
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, block, dkernel, dbias):
     """dkernel[i, j, c, f] <- sum over every output pixel of dz[pixel, f] * x[input under (i, j), c];
     dbias[f] <- sum of dz[..., f] (when dbias is not empty). Both are overwritten.
@@ -305,7 +306,7 @@ def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, block, dke
                 dbias[fo] += partial[b, terms + fo]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y, argmax):
     """y[n, oh, ow, c] <- max of x[n, :, :, c] over the window; argmax[n, oh, ow, c] <- the flat index of
     the winning cell within image n, (ih * W + iw) * C + c (the first in row-major order on ties).
@@ -348,7 +349,7 @@ def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y, argmax):
                         _max_update(yf, af, (line + ow) * c, xf, xn + at, at, c)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def maxpool_backward(dy, argmax, dx):
     """dx <- dy routed to the cell each window's maximum came from (argmax from maxpool_forward), zero
     elsewhere; dx is overwritten. One image per parallel iteration: overlapping windows of an image add

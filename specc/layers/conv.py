@@ -10,8 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from .. import kernels
-from ..blas import matmul
+from .. import kernels, workers
 from ..heap import keep_freed_memory
 from .activations import ActivationName, activate, activation_grad
 from .base import Layer, Shape, ShapeError, show_shape
@@ -22,9 +21,6 @@ Padding = Literal["valid", "same"]
 # Working-set budget of one chunk (its im2col rows plus its output rows): small enough to stay in the
 # last-level cache, so the GEMM reads the patches, and the activation its output, at cache speed.
 CHUNK_BYTES = 4 << 20
-
-# The forward keeps its im2col rows for the backward when the whole batch's take at most this much.
-KEEP_BYTES = 256 << 20
 
 # Layers with at most this many filters convolve directly (conv_direct_*), without im2col and BLAS; the
 # kernel gradient sums blocks of this many output lines in parallel, then the blocks in order.
@@ -37,10 +33,10 @@ def chunk_rows(row_elements: int, rows_per_group: int, dtype) -> int:
     return max(1, CHUNK_BYTES // (row_elements * rows_per_group * np.dtype(dtype).itemsize))
 
 
-def chunks(total: int, step: int):
-    """(start, stop) of consecutive slices of range(total), `step` long but the last."""
-    for start in range(0, total, step):
-        yield start, min(start + step, total)
+def chunks(first: int, stop: int, step: int):
+    """(start, stop) of consecutive slices of range(first, stop), `step` long but the last."""
+    for start in range(first, stop, step):
+        yield start, min(start + step, stop)
 
 
 def chunked_activation_grad(activation: str, dy: np.ndarray, y: np.ndarray):
@@ -138,113 +134,122 @@ class Conv2D(Layer):
         w2 = np.ascontiguousarray(kernel.reshape(-1, self.filters), dtype=dtype)
         bias = None if bias is None else bias.astype(dtype, copy=False)
         kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x.shape[1:])
-        n = x.shape[0]
-        kept = None  # the forward's im2col rows, when the backward may reuse them
+        n, filters = x.shape[0], self.filters
         if self._direct(x.shape[3]):
-            y = np.empty((n, oh, ow, self.filters), dtype=dtype)
+            y = np.empty((n, oh, ow, filters), dtype=dtype)
             kernels.conv.conv_direct_forward(x, w2.reshape(kernel.shape), np.empty(0, dtype) if bias is None
                                              else bias, sh, sw, pt, pl, y)
             if self.activation != "linear":
                 activate(y, None, self.activation)
-            return y, (x, xs[0].shape, y, None)
-        z = np.empty((n * oh * ow, self.filters), dtype=dtype)
+            return y, (x, xs[0].shape, y)
         if self._pointwise():
-            pixels = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
-            rows = pixels.reshape(-1, x.shape[3])
-            for a, b in chunks(len(rows), chunk_rows(rows.shape[1] + self.filters, 1, dtype)):
-                matmul(rows[a:b], w2, out=z[a:b])
-                activate(z[a:b], bias, self.activation)  # while the chunk is still in cache
-            saved = pixels
+            x = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
+        z = np.empty((n * oh * ow, filters), dtype=dtype)
+        if self._pointwise():
+            rows = x.reshape(-1, x.shape[3])
+            step = chunk_rows(rows.shape[1] + filters, 1, dtype)
+
+            def images(first, stop):
+                for a, b in chunks(first * oh * ow, stop * oh * ow, step):
+                    np.matmul(rows[a:b], w2, out=z[a:b])
+                    activate(z[a:b], bias, self.activation)  # while the chunk is still in cache
         else:
-            step = chunk_rows(w2.shape[0] + self.filters, ow, dtype)
-            if training and n * oh * ow * w2.shape[0] * np.dtype(dtype).itemsize <= KEEP_BYTES:
-                cols = kept = np.empty((n * oh * ow, w2.shape[0]), dtype=dtype)
-            else:
-                cols = np.empty((min(step, n * oh) * ow, w2.shape[0]), dtype=dtype)
-            for a, b in chunks(n * oh, step):
-                chunk = cols[a * ow:b * ow] if kept is not None else cols[:(b - a) * ow]
-                kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
-                zc = z[a * ow:b * ow]
-                matmul(chunk, w2, out=zc)
-                activate(zc, bias, self.activation)
-            saved = x
-        y = z.reshape(n, oh, ow, self.filters)
-        return y, (saved, xs[0].shape, y, kept)
+            step = chunk_rows(w2.shape[0] + filters, ow, dtype)
+
+            def images(first, stop):
+                cols = np.empty((min(step, (stop - first) * oh) * ow, w2.shape[0]), dtype=dtype)
+                for a, b in chunks(first * oh, stop * oh, step):
+                    chunk = cols[:(b - a) * ow]
+                    kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
+                    zc = z[a * ow:b * ow]
+                    np.matmul(chunk, w2, out=zc)
+                    activate(zc, bias, self.activation)
+        workers.run(images, workers.image_groups(n))
+        y = z.reshape(n, oh, ow, filters)
+        return y, (x, xs[0].shape, y)
 
     def backward(self, weights, grads, cache, dy, need_dx=True):
-        saved, x_shape, y, kept = cache
-        dtype, filters = y.dtype, self.filters
+        x, x_shape, y = cache  # x: the input, or for a strided 1x1 kernel the pixels it reads
+        dtype, filters, n = y.dtype, self.filters, x.shape[0]
         kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x_shape[1:])
         w2t = np.ascontiguousarray(weights["kernel"].reshape(-1, filters).T, dtype=dtype)
         depth = w2t.shape[1]
+        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
 
         if self._direct(x_shape[3]):
-            x, n = saved, saved.shape[0]
-            dz = activation_grad(np.ascontiguousarray(dy, dtype=dtype), y, self.activation)
-            dz = np.ascontiguousarray(dz).reshape(y.shape)
+            dz = np.ascontiguousarray(activation_grad(dy, y.reshape(-1, filters), self.activation))
             dk = np.empty(grads["kernel"].shape, dtype=dtype)
             db = np.empty(filters if self.use_bias else 0, dtype=dtype)
-            kernels.conv.conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pt, pl, DIRECT_BLOCK_LINES, dk, db)
+            kernels.conv.conv_direct_kernel_grad(x, dz.reshape(y.shape), kh, kw, sh, sw, pt, pl,
+                                                 DIRECT_BLOCK_LINES, dk, db)
             grads["kernel"] += dk
             if self.use_bias:
                 grads["bias"] += db
             if not need_dx:
                 return [None]
-            dz = dz.reshape(-1, filters)
-            dx = np.zeros(x.shape, dtype=dtype)
-            step = chunk_rows(depth + filters, ow, dtype)
-            cols = np.empty((min(step, n * oh) * ow, depth), dtype=dtype)
-            for a, b in chunks(n * oh, step):
-                chunk = cols[:(b - a) * ow]
-                matmul(dz[a * ow:b * ow], w2t, out=chunk)
-                kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
-            return [dx]
-
-        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
-        y = y.reshape(-1, filters)
-        dw = np.zeros((depth, filters), dtype=dtype)
-        part = np.empty_like(dw)
-        db = np.zeros(filters, dtype=dtype)
-        grad = chunked_activation_grad(self.activation, dy, y)
-
-        if self._pointwise():
-            pixels = saved.reshape(-1, saved.shape[3])
-            dpixels = np.empty_like(pixels)
-            for a, b in chunks(len(pixels), chunk_rows(depth + filters, 1, dtype)):
-                dz = grad(a, b)
-                if self.use_bias:
-                    db += dz.sum(axis=0)
-                matmul(pixels[a:b].T, dz, out=part)
-                dw += part
-                if need_dx:
-                    matmul(dz, w2t, out=dpixels[a:b])
-            dx = dpixels.reshape(saved.shape) if need_dx else None
-            if need_dx and (sh, sw) != (1, 1):
-                dx = np.zeros(x_shape, dtype=dtype)
-                dx[:, ::sh, ::sw] = dpixels.reshape(saved.shape)
+            grad = lambda a, b: dz[a:b]  # noqa: E731
+            sums = False
         else:
-            x, n = saved, saved.shape[0]
+            grad = None
+            sums = True
+        y = y.reshape(-1, filters)
+        pointwise = self._pointwise()
+        dx = np.empty(x.shape, dtype=dtype) if need_dx else None
+        if pointwise:
+            pixels, dpixels = x.reshape(-1, x.shape[3]), None if dx is None else dx.reshape(-1, x.shape[3])
+            step = chunk_rows(depth + filters, 1, dtype)
+        else:
             step = chunk_rows(depth + filters, ow, dtype)
-            cols = np.empty((min(step, n * oh) * ow, depth), dtype=dtype)
-            dx = np.zeros(x.shape, dtype=dtype) if need_dx else None
-            for a, b in chunks(n * oh, step):
-                dz = grad(a * ow, b * ow)
-                if self.use_bias:
+
+        def images(first, stop):
+            """Gradients of images [first, stop): their part of the kernel and bias gradients, and dx."""
+            dz_of = grad or chunked_activation_grad(self.activation, dy, y)
+            dw = np.zeros((depth, filters), dtype=dtype) if sums else None
+            part = np.empty((depth, filters), dtype=dtype) if sums else None
+            db = np.zeros(filters, dtype=dtype) if sums and self.use_bias else None
+            if pointwise:
+                for a, b in chunks(first * oh * ow, stop * oh * ow, step):
+                    dz = dz_of(a, b)
+                    if db is not None:
+                        db += dz.sum(axis=0)
+                    if sums:
+                        np.matmul(pixels[a:b].T, dz, out=part)
+                        dw += part
+                    if dx is not None:
+                        np.matmul(dz, w2t, out=dpixels[a:b])
+                return dw, db
+            if dx is not None:
+                dx[first:stop] = 0
+            cols = np.empty((min(step, (stop - first) * oh) * ow, depth), dtype=dtype)
+            for a, b in chunks(first * oh, stop * oh, step):
+                chunk = cols[:(b - a) * ow]
+                dz = dz_of(a * ow, b * ow)
+                if db is not None:
                     db += dz.sum(axis=0)
-                if kept is not None:
-                    chunk = kept[a * ow:b * ow]
-                else:
-                    chunk = cols[:(b - a) * ow]
+                if sums:
                     kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
-                matmul(chunk.T, dz, out=part)
-                dw += part
-                if need_dx:
-                    dcols = cols[:(b - a) * ow]
-                    matmul(dz, w2t, out=dcols)
-                    kernels.conv.col2im_rows_add(dcols, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
-        grads["kernel"] += dw.reshape(grads["kernel"].shape)
-        if self.use_bias:
-            grads["bias"] += db
+                    np.matmul(chunk.T, dz, out=part)
+                    dw += part
+                if dx is not None:
+                    np.matmul(dz, w2t, out=chunk)
+                    kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
+            return dw, db
+
+        results = workers.run(images, workers.image_groups(n))
+        if sums:  # each thread's sums, added in thread order
+            dw = results[0][0]
+            for other, _ in results[1:]:
+                dw += other
+            grads["kernel"] += dw.reshape(grads["kernel"].shape)
+            if self.use_bias:
+                db = results[0][1]
+                for _, other in results[1:]:
+                    db += other
+                grads["bias"] += db
+        if pointwise and dx is not None and (sh, sw) != (1, 1):
+            full = np.zeros(x_shape, dtype=dtype)
+            full[:, ::sh, ::sw] = dx
+            dx = full
         return [dx]
 
 

@@ -1,0 +1,70 @@
+"""A layer's work split by images over a few threads, each with single-threaded BLAS.
+
+A convolution over a batch is a sequence of chunks (unfold some output rows, multiply, fold back). Run
+with one multithreaded BLAS, every product waits at the barriers of its threads and the unfolding between
+products runs on one core. Here each thread takes whole images and runs its chunks end to end with BLAS
+on one thread: the cores meet once per layer instead of inside every product, and everything between
+the products runs in parallel too (shared vision's 3x3 Conv2D(64) forward: 7.3 ms instead of 8.3 ms).
+
+Results do not depend on scheduling: the images of each thread are fixed by the batch size and the
+thread count alone, each thread writes only its images' rows, and per-thread sums are added up in
+thread order by the caller. numpy's products and the nogil Numba kernels release the GIL.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+
+_lock = threading.Lock()  # one split at a time: the BLAS thread count is process-wide
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_blas = None  # threadpoolctl controllers of numpy's BLAS, or False where they cannot be set
+_count = 0
+
+
+def _setup():
+    global _blas, _count
+    import numba
+    try:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController().select(user_api="blas").lib_controllers or False
+    except Exception:  # no threadpoolctl: BLAS keeps its own threads, and the work stays on one thread
+        _blas = False
+    # as many threads as the user allows Numba and BLAS (NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS, ...)
+    _count = min([numba.config.NUMBA_NUM_THREADS, *(lib.num_threads for lib in _blas)]) if _blas else 1
+
+
+def count() -> int:
+    """How many threads a split uses (1: no split)."""
+    if _blas is None:
+        _setup()
+    return _count
+
+
+def image_groups(images: int) -> list[tuple[int, int]]:
+    """(first, stop) image ranges, one per thread, as equal as can be; fewer when there are fewer images."""
+    k = max(1, min(count(), images))
+    return [(images * i // k, images * (i + 1) // k) for i in range(k)]
+
+
+def run(task, groups: list[tuple[int, int]]) -> list:
+    """[task(first, stop) for each group], the first on the calling thread, the others on the pool, with
+    BLAS on one thread meanwhile. An exception in any task is raised here."""
+    global _pool
+    if len(groups) == 1:
+        return [task(*groups[0])]
+    with _lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(count() - 1, thread_name_prefix="specc-images")
+        before = [lib.num_threads for lib in _blas]
+        for lib in _blas:
+            lib.set_num_threads(1)
+        try:
+            futures = [_pool.submit(task, *group) for group in groups[1:]]
+            try:
+                first = task(*groups[0])
+            finally:
+                rest = [future.result() for future in futures]  # waits for all, raises the first error
+            return [first, *rest]
+        finally:
+            for lib, threads in zip(_blas, before):
+                lib.set_num_threads(threads)
