@@ -1,11 +1,15 @@
-"""Conv2D forward+backward throughput (GFLOP/s) at inception-module sizes, next to numpy's matmul rate.
+"""Conv2D forward+backward throughput (GFLOP/s) at the benchmark's sizes, next to numpy's matmul rate.
 
-    python benchmarks/conv_gflops.py [--batch 8] [--size 256] [--repeat 3]
+    python benchmarks/conv_gflops.py [--repeat 5]
 
-FLOPs counted are the convolution's multiply-adds (2 * N*OH*OW * kh*kw*C * filters per GEMM); a forward
-+ backward pass does three such GEMMs (output, kernel gradient, input gradient). Bias, activation and
-im2col/col2im are overhead that the rate includes but does not count. Times are the best of --repeat
-runs; on a shared machine, anything else running (see the load average printed) shows up as noise.
+The layers of the shared vision, inception and residual specs at their benchmark batch sizes. FLOPs
+counted are the convolution's multiply-adds (2 * N*OH*OW * kh*kw*C * filters per GEMM); a forward +
+backward pass does three such GEMMs (output, kernel gradient, input gradient), two for a first layer,
+whose input gradient nobody needs (as in training). Bias, activation and im2col/col2im are overhead that
+the rate includes but does not count. Each rate is also given as a share of numpy's float32 2048^3
+matmul rate, measured in the same process before and after (their mean): what BLAS can do on this machine
+at that moment. Times are the best of --repeat runs; on a shared machine, anything else running (see the
+load average printed) shows up as noise.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import time
 
 import numpy as np
 
+from specc import blas
 from specc.layers.conv import Conv2D, MaxPooling2D
 
 
@@ -34,30 +39,32 @@ def matmul_rate(n: int = 2048, repeat: int = 5) -> float:
     return 2 * n ** 3 / best_time(lambda: a @ b, repeat) / 1e9
 
 
-def conv_rate(batch, size, channels, filters, k, repeat, activation="relu"):
-    layer = Conv2D(type="Conv2D", filters=filters, kernel_size=k, padding="same", activation=activation)
+def conv_rate(batch, size, channels, filters, k, padding, activation, need_dx, repeat):
+    layer = Conv2D(type="Conv2D", filters=filters, kernel_size=k, padding=padding, activation=activation)
     rng = np.random.default_rng(0)
     shapes = layer.weight_shapes([(size, size, channels)])
     weights = {name: w.astype(np.float32) for name, w in layer.init_weights(shapes, rng).items()}
     x = rng.standard_normal((batch, size, size, channels), dtype=np.float32)
-    dy = rng.standard_normal((batch, size, size, filters), dtype=np.float32)
+    out = layer.output_shape([x.shape[1:]])
+    dy = rng.standard_normal((batch, *out), dtype=np.float32)
+    grads = {name: np.zeros_like(w) for name, w in weights.items()}
 
     def forward():
         return layer.forward(weights, [x], training=True)
 
     def step():
-        grads = {name: np.zeros_like(w) for name, w in weights.items()}
         _, cache = forward()
-        layer.backward(weights, grads, cache, dy)
+        layer.backward(weights, grads, cache, dy, need_dx)
 
-    gemm = 2 * batch * size * size * k * k * channels * filters
-    t_fwd = best_time(forward, repeat)
-    t_step = best_time(step, repeat)
-    return gemm / t_fwd / 1e9, 3 * gemm / t_step / 1e9, t_fwd, t_step
+    gemm = 2 * batch * out[0] * out[1] * k * k * channels * filters
+    with blas.managed():  # as in training
+        t_fwd = best_time(forward, repeat)
+        t_step = best_time(step, repeat)
+    return gemm / t_fwd / 1e9, (3 if need_dx else 2) * gemm / t_step / 1e9, t_fwd, t_step
 
 
-def pool_time(batch, size, channels, repeat):
-    layer = MaxPooling2D(type="MaxPooling2D", pool_size=3, strides=1, padding="same")
+def pool_time(batch, size, channels, pool, stride, repeat):
+    layer = MaxPooling2D(type="MaxPooling2D", pool_size=pool, strides=stride, padding="same")
     x = np.random.default_rng(0).standard_normal((batch, size, size, channels), dtype=np.float32)
 
     def step():
@@ -67,23 +74,43 @@ def pool_time(batch, size, channels, repeat):
     return best_time(step, repeat)
 
 
+# (spec, batch, input size, channels, filters, kernel, padding, activation, input gradient needed)
+CASES = [
+    ("shared_vision conv_1", 32, 27, 1, 64, 3, "valid", "linear", False),
+    ("shared_vision conv_2", 32, 25, 64, 64, 3, "valid", "linear", True),
+    ("inception tower_1a", 8, 256, 3, 64, 1, "same", "relu", False),
+    ("inception tower_1", 8, 256, 64, 64, 3, "same", "relu", True),
+    ("inception tower_2", 8, 256, 64, 64, 5, "same", "relu", True),
+    ("residual y", 8, 256, 3, 3, 3, "same", "linear", False),
+]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    peak = matmul_rate()
-    print(f"numpy float32 matmul 2048x2048: {peak:7.1f} GFLOP/s")
-    print(f"Conv2D, batch {args.batch}, {args.size}x{args.size}, padding same, relu, float32:")
-    for channels, filters, k in [(3, 64, 1), (3, 64, 3), (64, 64, 1), (64, 64, 3)]:
-        fwd, step, t_fwd, t_step = conv_rate(args.batch, args.size, channels, filters, k, args.repeat)
-        print(f"  {channels:3d} -> {filters} {k}x{k}: forward {fwd:6.1f} GFLOP/s ({t_fwd * 1e3:7.1f} ms), "
+    before = matmul_rate()
+    results = []
+    for name, batch, size, channels, filters, k, padding, activation, need_dx in CASES:
+        results.append(conv_rate(batch, size, channels, filters, k, padding, activation, need_dx, args.repeat))
+    after = matmul_rate()
+    peak = (before + after) / 2
+    print(f"numpy float32 matmul 2048x2048: {before:.1f} GFLOP/s before, {after:.1f} after; "
+          f"shares below are of their mean, {peak:.1f}")
+    print("Conv2D, float32 (forward+backward: the kernel and bias gradients, and the input gradient "
+          "where marked dx):")
+    for (name, batch, size, channels, filters, k, padding, activation, need_dx), result in zip(CASES, results):
+        fwd, step, t_fwd, t_step = result
+        shape = f"{batch}x{size}x{size}x{channels} -> {filters} {k}x{k} {padding}{' dx' if need_dx else ''}"
+        print(f"  {name:21s} {shape:34s} forward {fwd:6.1f} GFLOP/s ({t_fwd * 1e3:7.1f} ms) = {fwd / peak:4.0%}, "
               f"forward+backward {step:6.1f} GFLOP/s ({t_step * 1e3:7.1f} ms) = {step / peak:4.0%} of matmul")
-    t = pool_time(args.batch, args.size, 64, args.repeat)
-    print(f"MaxPooling2D 3x3 stride 1 same on {args.size}x{args.size}x64: forward+backward {t * 1e3:.1f} ms")
+    for size, channels, pool, stride in [(256, 3, 3, 1), (256, 192, 16, None)]:
+        t = pool_time(8, size, channels, pool, stride, args.repeat)
+        print(f"MaxPooling2D {pool}x{pool} stride {stride or pool} same on 8x{size}x{size}x{channels}: "
+              f"forward+backward {t * 1e3:.1f} ms")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
