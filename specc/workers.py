@@ -55,8 +55,9 @@ def run(task, groups: list[tuple[int, int]]) -> list:
     with _lock:
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(count() - 1, thread_name_prefix="specc-images")
-        before = [lib.num_threads for lib in _blas]
-        for lib in _blas:
+        libs = _blas or []
+        before = [lib.num_threads for lib in libs]
+        for lib in libs:
             lib.set_num_threads(1)
         try:
             futures = [_pool.submit(task, *group) for group in groups[1:]]
@@ -66,5 +67,5 @@ def run(task, groups: list[tuple[int, int]]) -> list:
                 rest = [future.result() for future in futures]  # waits for all, raises the first error
             return [first, *rest]
         finally:
-            for lib, threads in zip(_blas, before):
+            for lib, threads in zip(libs, before):
                 lib.set_num_threads(threads)

@@ -97,9 +97,70 @@ CONV_CONFIGS = [
 ]
 
 
+@pytest.fixture(params=["direct", "im2col"])
+def path(request, monkeypatch):
+    """Layers with few filters convolve directly; the same configurations through im2col and BLAS."""
+    if request.param == "im2col":
+        monkeypatch.setattr(conv_module, "DIRECT_FILTERS", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("config", CONV_CONFIGS, ids=str)
-def test_conv_gradients(config):
+def test_conv_gradients(config, path):
     check_layer_gradients(conv(**config), [(5, 6, 2)], batch=2)
+
+
+def conv_step(layer, weights, x, dy):
+    grads = {k: np.zeros_like(v) for k, v in weights.items()}
+    y, cache = layer.forward(weights, [x], training=True)
+    (dx,) = layer.backward(weights, grads, cache, dy)
+    return [y, dx, *(grads[k] for k in sorted(grads))]
+
+
+@pytest.mark.parametrize("shape,config", [
+    ((9, 8, 3), dict(filters=3, kernel_size=3, padding="same")),
+    ((9, 8, 3), dict(filters=4, kernel_size=3, strides=2, padding="same", activation="relu")),
+    ((9, 8, 3), dict(filters=2, kernel_size=[2, 3], strides=[1, 2], padding="valid", activation="tanh")),
+    ((9, 8, 3), dict(filters=5, kernel_size=5, padding="same", use_bias=False)),
+    ((4, 4, 1), dict(filters=8, kernel_size=3, strides=3, padding="same")),
+], ids=str)
+def test_direct_conv_equals_im2col(shape, config, monkeypatch):
+    """The direct kernels compute what the im2col path does: output, input, kernel and bias gradients."""
+    rng = np.random.default_rng(7)
+    layer = conv(**config)
+    weights = random_weights(layer, shape, rng)
+    x = rng.normal(size=(5, *shape))
+    dy = rng.normal(size=(5, *layer.output_shape([shape])))
+    assert layer._direct(shape[2])
+    direct = conv_step(layer, weights, x, dy)
+    monkeypatch.setattr(conv_module, "DIRECT_FILTERS", 0)
+    assert not layer._direct(shape[2])
+    for a, b in zip(direct, conv_step(layer, weights, x, dy)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", [dict(filters=12, kernel_size=3, padding="same", activation="relu"),
+                                    dict(filters=12, kernel_size=1, strides=2),
+                                    dict(filters=3, kernel_size=3, strides=2, padding="same")], ids=str)
+def test_threads_split_images_same_results_every_time(config, monkeypatch):
+    """However many threads take the images, the results agree; with a given count they are bit-identical."""
+    from specc import workers
+    rng = np.random.default_rng(8)
+    layer = conv(**config)
+    weights = {k: v.astype(np.float32) for k, v in random_weights(layer, (7, 6, 4), rng).items()}
+    x = rng.normal(size=(5, 7, 6, 4)).astype(np.float32)
+    dy = rng.normal(size=(5, *layer.output_shape([(7, 6, 4)]))).astype(np.float32)
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)  # a chunk per output row: many per thread
+    workers.count()  # finds the BLAS controls before the thread count is overridden
+    results = {}
+    for threads in [1, 2, 3]:
+        monkeypatch.setattr(workers, "_count", threads)
+        results[threads] = conv_step(layer, weights, x, dy)
+        for a, b in zip(results[threads], conv_step(layer, weights, x, dy)):
+            np.testing.assert_array_equal(a, b)
+    for threads in [2, 3]:
+        for a, b in zip(results[1], results[threads]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 POOL_CONFIGS = [
@@ -154,7 +215,7 @@ FORWARD_CASES = [  # (input shape, config)
 
 
 @pytest.mark.parametrize("shape,config", FORWARD_CASES, ids=str)
-def test_conv_forward_matches_reference(shape, config):
+def test_conv_forward_matches_reference(shape, config, path):
     rng = np.random.default_rng(2)
     layer = conv(**config)
     weights = random_weights(layer, shape, rng)
