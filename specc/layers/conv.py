@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from .. import kernels, workers
+from .. import blas, kernels, workers
 from ..heap import keep_freed_memory
 from .activations import ActivationName, activate, activation_grad
 from .base import Layer, Shape, ShapeError, show_shape
@@ -151,7 +151,7 @@ class Conv2D(Layer):
 
             def images(first, stop):
                 for a, b in chunks(first * oh * ow, stop * oh * ow, step):
-                    np.matmul(rows[a:b], w2, out=z[a:b])
+                    matmul(rows[a:b], w2, out=z[a:b])
                     activate(z[a:b], bias, self.activation)  # while the chunk is still in cache
         else:
             step = chunk_rows(w2.shape[0] + filters, ow, dtype)
@@ -162,9 +162,11 @@ class Conv2D(Layer):
                     chunk = cols[:(b - a) * ow]
                     kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
                     zc = z[a * ow:b * ow]
-                    np.matmul(chunk, w2, out=zc)
+                    matmul(chunk, w2, out=zc)
                     activate(zc, bias, self.activation)
-        workers.run(images, workers.image_groups(n))
+        groups = workers.image_groups(n)
+        matmul = blas.matmul if len(groups) == 1 else np.matmul  # one group: BLAS picks its threads
+        workers.run(images, groups)
         y = z.reshape(n, oh, ow, filters)
         return y, (x, xs[0].shape, y)
 
@@ -213,10 +215,10 @@ class Conv2D(Layer):
                     if db is not None:
                         db += dz.sum(axis=0)
                     if sums:
-                        np.matmul(pixels[a:b].T, dz, out=part)
+                        matmul(pixels[a:b].T, dz, out=part)
                         dw += part
                     if dx is not None:
-                        np.matmul(dz, w2t, out=dpixels[a:b])
+                        matmul(dz, w2t, out=dpixels[a:b])
                 return dw, db
             if dx is not None:
                 dx[first:stop] = 0
@@ -228,14 +230,16 @@ class Conv2D(Layer):
                     db += dz.sum(axis=0)
                 if sums:
                     kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
-                    np.matmul(chunk.T, dz, out=part)
+                    matmul(chunk.T, dz, out=part)
                     dw += part
                 if dx is not None:
-                    np.matmul(dz, w2t, out=chunk)
+                    matmul(dz, w2t, out=chunk)
                     kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
             return dw, db
 
-        results = workers.run(images, workers.image_groups(n))
+        groups = workers.image_groups(n)
+        matmul = blas.matmul if len(groups) == 1 else np.matmul  # one group: BLAS picks its threads
+        results = workers.run(images, groups)
         if sums:  # each thread's sums, added in thread order
             dw = results[0][0]
             for other, _ in results[1:]:
