@@ -1,6 +1,6 @@
 """A layer's work split by images over a few threads, each with single-threaded BLAS.
 
-A convolution over a batch is a sequence of chunks (unfold some output rows, multiply, fold back). Run
+Conv2D and MaxPooling2D run all their work this way. A convolution over a batch is a sequence of chunks (unfold some output rows, multiply, fold back). Run
 with one multithreaded BLAS, every product waits at the barriers of its threads and the unfolding between
 products runs on one core. Here each thread takes whole images and runs its chunks end to end with BLAS
 on one thread: the cores meet once per layer instead of inside every product, and everything between
@@ -13,10 +13,12 @@ thread order by the caller. numpy's products and the nogil Numba kernels release
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 
 _lock = threading.Lock()  # one split at a time: the BLAS thread count is process-wide
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_pid = 0  # the process that made the pool: a forked child has none of its threads, so makes its own
 _blas = None  # threadpoolctl controllers of numpy's BLAS, or False where they cannot be set
 _count = 0
 
@@ -49,12 +51,13 @@ def image_groups(images: int) -> list[tuple[int, int]]:
 def run(task, groups: list[tuple[int, int]]) -> list:
     """[task(first, stop) for each group], the first on the calling thread, the others on the pool, with
     BLAS on one thread meanwhile. An exception in any task is raised here."""
-    global _pool
+    global _pool, _pool_pid
     if len(groups) == 1:
         return [task(*groups[0])]
     with _lock:
-        if _pool is None:
+        if _pool is None or _pool_pid != os.getpid():
             _pool = concurrent.futures.ThreadPoolExecutor(count() - 1, thread_name_prefix="specc-images")
+            _pool_pid = os.getpid()
         libs = _blas or []
         before = [lib.num_threads for lib in libs]
         for lib in libs:

@@ -7,50 +7,23 @@ n * out_h + oh, so a caller can unfold any slice of the batch (several images, o
 a bounded buffer. Convolution with few filters (a GEMM only a few columns wide, which BLAS runs at a
 fraction of its speed) runs directly: `conv_direct_forward` and `conv_direct_kernel_grad`.
 
-im2col_rows and col2im_rows_add run on one thread and release the GIL: the layer runs them, between
-single-threaded products, on threads of its own that each take some whole images (specc.workers); on
-Numba's threads they were slower (a chunk is a few MB, copied at memory speed). The direct and pooling
-kernels run their lines on Numba's threads (prange). Each parallel iteration writes memory no other
-iteration touches, and sums that cross iterations are combined afterwards in a fixed order, so results
-do not depend on scheduling: the same inputs give bit-identical outputs.
+Every kernel is single-threaded, releases the GIL and works on a range of images (or of their lines):
+the layers run several ranges at once on threads of their own (specc.workers), with single-threaded
+BLAS products in between, so one pool of threads does all the work. Numba's own threads (prange) were
+tried: GNU OpenMP's idle workers spin and take the core BLAS needs next (a 3x3, 64-filter convolution
+ran 10x slower), im2col on them was slower than on one thread (a chunk is copied at memory speed), and
+GNU OpenMP makes a process unsafe to fork. A kernel writes only its own images' rows, and sums are
+returned per range for the caller to add in a fixed order, so results do not depend on scheduling.
 
 Padding is explicit (top/left); cells outside the image read as zero (convolution) or are never
 candidates (pooling). All arrays must be C-contiguous. Inner loops go through the `_copy`-style helpers
 below, which index with unsigned integers: that removes Numba's negative-index wraparound test and lets
 LLVM vectorize the loop (about 5x faster than plain signed indexing here).
 """
-import os
-
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _touch_threads(out):
-    """A trivial parallel loop: running it starts Numba's thread pool."""
-    for i in prange(out.size):
-        out[i] = i
-
-
-def _start_threads_passive():
-    """Start Numba's threads with OpenMP's passive wait policy, unless the user chose a policy.
-
-    These kernels alternate with numpy's BLAS, whose own threads need both cores right after. By default
-    GNU OpenMP's idle workers spin for a while after each parallel loop, taking a core from BLAS: a 3x3,
-    64-filter convolution ran 10x slower (84 ms instead of 9 ms). Passive workers sleep at once. The
-    policy is read when Numba loads its OpenMP runtime, i.e. on the first parallel launch, here; the
-    environment is restored afterwards so OpenMP runtimes loaded later (PyTorch's, say) are unaffected."""
-    if "OMP_WAIT_POLICY" in os.environ:
-        _touch_threads(np.empty(1))
-        return
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        _touch_threads(np.empty(1))
-    finally:
-        del os.environ["OMP_WAIT_POLICY"]
-
-
-_start_threads_passive()
 
 
 @njit(cache=True, nogil=True)
@@ -203,9 +176,10 @@ def _row_transposed(x, n, ih, row_t):
             row_t[ch, iw] = x[n, ih, iw, ch]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, y):
-    """y[n, oh, ow, f] <- bias[f] + the convolution of x with kernel (kh, kw, C, F); bias may be empty.
+@njit(cache=True, nogil=True)
+def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, first, stop, y):
+    """y[n, oh, ow, f] <- bias[f] + the convolution of x with kernel (kh, kw, C, F), for images n in
+    [first, stop); bias may be empty.
 
     For few filters and channels. Per output line, the image rows under the window are transposed to
     (channel, width) and the line is accumulated transposed, (filter, width): every multiply-add is then
@@ -216,12 +190,13 @@ def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, y):
     out_h, out_w = y.shape[1], y.shape[2]
     has_bias = bias.shape[0] > 0
     zero = y.dtype.type(0)
-    for line in prange(x.shape[0] * out_h):  # each line writes its own row of y
+    row_t = np.empty((c, w), dtype=x.dtype)
+    acc = np.empty((f, out_w), dtype=y.dtype)
+    rf, af = row_t.reshape(-1), acc.reshape(-1)
+    for line in range(first * out_h, stop * out_h):
         n = line // out_h
         top = (line - n * out_h) * sh - pad_top
-        row_t = np.empty((c, w), dtype=x.dtype)
-        acc = np.zeros((f, out_w), dtype=y.dtype)
-        rf, af = row_t.reshape(-1), acc.reshape(-1)
+        _zero(af, 0, f * out_w)
         for i in range(kh):
             ih = top + i
             if ih < 0 or ih >= h:
@@ -243,28 +218,29 @@ def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, y):
                 y[n, line - n * out_h, ow, fo] = acc[fo, ow] + b
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, block, dkernel, dbias):
-    """dkernel[i, j, c, f] <- sum over every output pixel of dz[pixel, f] * x[input under (i, j), c];
-    dbias[f] <- sum of dz[..., f] (when dbias is not empty). Both are overwritten.
+@njit(cache=True, nogil=True)
+def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, first, stop, block, dkernel, dbias):
+    """dkernel[i, j, c, f] <- sum over the output pixels of images [first, stop) of dz[pixel, f] * x[input
+    under (i, j), c]; dbias[f] <- sum of dz[..., f] (when dbias is not empty). Both are overwritten.
 
     The transpose of conv_direct_forward, with the same transposed rows: each (i, j, c, f) term is a
     product of two contiguous runs over the width, accumulated elementwise into a (terms, width) array
-    that is summed over the width only at the end of a block of `block` lines. Blocks are reduced in order
-    after the parallel loop, so the result does not depend on how blocks were shared among threads."""
+    that is summed over the width at the end of each block of `block` lines (so no accumulator sums more
+    than block * width terms), and the blocks in order."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     f = dz.shape[3]
     out_h, out_w = dz.shape[1], dz.shape[2]
-    lines = x.shape[0] * out_h
-    blocks = (lines + block - 1) // block
+    start, lines = first * out_h, stop * out_h
+    blocks = (lines - start + block - 1) // block
     terms = kh * kw * c * f
     partial = np.zeros((blocks, terms + f), dtype=dkernel.dtype)
-    for b in prange(blocks):
-        row_t = np.empty((c, w), dtype=x.dtype)
-        dz_t = np.empty((f, out_w), dtype=dz.dtype)
-        acc = np.zeros((terms + f, out_w), dtype=dkernel.dtype)
-        rf, df, af = row_t.reshape(-1), dz_t.reshape(-1), acc.reshape(-1)
-        for line in range(b * block, min((b + 1) * block, lines)):
+    row_t = np.empty((c, w), dtype=x.dtype)
+    dz_t = np.empty((f, out_w), dtype=dz.dtype)
+    acc = np.empty((terms + f, out_w), dtype=dkernel.dtype)
+    rf, df, af = row_t.reshape(-1), dz_t.reshape(-1), acc.reshape(-1)
+    for b in range(blocks):
+        _zero(af, 0, (terms + f) * out_w)
+        for line in range(start + b * block, min(start + (b + 1) * block, lines)):
             n = line // out_h
             oh = line - n * out_h
             top = oh * sh - pad_top
@@ -306,19 +282,18 @@ def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, block, dke
                 dbias[fo] += partial[b, terms + fo]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y, argmax):
-    """y[n, oh, ow, c] <- max of x[n, :, :, c] over the window; argmax[n, oh, ow, c] <- the flat index of
+@njit(cache=True, nogil=True)
+def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, first, stop, y, argmax):
+    """For images n in [first, stop): y[n, oh, ow, c] <- max of x[n, :, :, c] over the window; argmax[n, oh, ow, c] <- the flat index of
     the winning cell within image n, (ih * W + iw) * C + c (the first in row-major order on ties).
 
     Only cells inside the image are candidates; every window must hold at least one ('same' padding
-    placed as TensorFlow does guarantees it). Works an output line at a time (each line on its own
-    thread writes its own rows of y and argmax): with stride 1 along the width, one window cell of every
-    window on a line is one contiguous run of x."""
+    placed as TensorFlow does guarantees it). Works an output line at a time: with stride 1 along the
+    width, one window cell of every window on a line is one contiguous run of x."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = y.shape[1], y.shape[2]
     xf, yf, af = x.reshape(-1), y.reshape(-1), argmax.reshape(-1)
-    for line_no in prange(x.shape[0] * out_h):
+    for line_no in range(first * out_h, stop * out_h):
         n = line_no // out_h
         oh = line_no - n * out_h
         xn = n * h * w * c
@@ -349,15 +324,14 @@ def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y, argmax):
                         _max_update(yf, af, (line + ow) * c, xf, xn + at, at, c)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def maxpool_backward(dy, argmax, dx):
-    """dx <- dy routed to the cell each window's maximum came from (argmax from maxpool_forward), zero
-    elsewhere; dx is overwritten. One image per parallel iteration: overlapping windows of an image add
-    into the same cells, always in the same order."""
+@njit(cache=True, nogil=True)
+def maxpool_backward(dy, argmax, first, stop, dx):
+    """dx[n] <- dy[n] routed to the cell each window's maximum came from (argmax from maxpool_forward),
+    zero elsewhere, for images n in [first, stop); those images of dx are overwritten."""
     n_images = dy.shape[0]
     per_out, per_image = dy.size // n_images, dx.size // n_images
     dyf, af, dxf = dy.reshape(-1), argmax.reshape(-1), dx.reshape(-1)
-    for n in prange(n_images):
+    for n in range(first, stop):
         _zero(dxf, n * per_image, per_image)
         base = np.uint64(n * per_image)
         for k in range(np.uint64(n * per_out), np.uint64((n + 1) * per_out)):

@@ -137,10 +137,13 @@ class Conv2D(Layer):
         n, filters = x.shape[0], self.filters
         if self._direct(x.shape[3]):
             y = np.empty((n, oh, ow, filters), dtype=dtype)
-            kernels.conv.conv_direct_forward(x, w2.reshape(kernel.shape), np.empty(0, dtype) if bias is None
-                                             else bias, sh, sw, pt, pl, y)
-            if self.activation != "linear":
-                activate(y, None, self.activation)
+            kernel4, bias1 = w2.reshape(kernel.shape), np.empty(0, dtype) if bias is None else bias
+
+            def direct(first, stop):
+                kernels.conv.conv_direct_forward(x, kernel4, bias1, sh, sw, pt, pl, first, stop, y)
+                if self.activation != "linear":
+                    activate(y[first:stop], None, self.activation)
+            workers.run(direct, workers.image_groups(n))
             return y, (x, xs[0].shape, y)
         if self._pointwise():
             x = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
@@ -180,13 +183,17 @@ class Conv2D(Layer):
 
         if self._direct(x_shape[3]):
             dz = np.ascontiguousarray(activation_grad(dy, y.reshape(-1, filters), self.activation))
-            dk = np.empty(grads["kernel"].shape, dtype=dtype)
-            db = np.empty(filters if self.use_bias else 0, dtype=dtype)
-            kernels.conv.conv_direct_kernel_grad(x, dz.reshape(y.shape), kh, kw, sh, sw, pt, pl,
-                                                 DIRECT_BLOCK_LINES, dk, db)
-            grads["kernel"] += dk
-            if self.use_bias:
-                grads["bias"] += db
+
+            def direct(first, stop):
+                dk = np.empty(grads["kernel"].shape, dtype=dtype)
+                db = np.empty(filters if self.use_bias else 0, dtype=dtype)
+                kernels.conv.conv_direct_kernel_grad(x, dz.reshape(y.shape), kh, kw, sh, sw, pt, pl, first, stop,
+                                                     DIRECT_BLOCK_LINES, dk, db)
+                return dk, db
+            for dk, db in workers.run(direct, workers.image_groups(n)):  # added in image order
+                grads["kernel"] += dk
+                if self.use_bias:
+                    grads["bias"] += db
             if not need_dx:
                 return [None]
             grad = lambda a, b: dz[a:b]  # noqa: E731
@@ -287,12 +294,15 @@ class MaxPooling2D(Layer):
         # where each maximum came from, as a flat index within its image
         keep_freed_memory()
         argmax = np.empty(y.shape, dtype=np.int32 if x[:1].size < 2 ** 31 else np.int64)
-        kernels.conv.maxpool_forward(x, ph, pw, sh, sw, pt, pl, y, argmax)
+        workers.run(lambda first, stop: kernels.conv.maxpool_forward(x, ph, pw, sh, sw, pt, pl, first, stop,
+                                                                     y, argmax),
+                    workers.image_groups(x.shape[0]))
         return y, (x.shape, argmax)
 
     def backward(self, weights, grads, cache, dy, need_dx=True):
         x_shape, argmax = cache
         dy = np.ascontiguousarray(dy)
         dx = np.empty(x_shape, dtype=dy.dtype)
-        kernels.conv.maxpool_backward(dy, argmax, dx)
+        workers.run(lambda first, stop: kernels.conv.maxpool_backward(dy, argmax, first, stop, dx),
+                    workers.image_groups(dy.shape[0]))
         return [dx]
