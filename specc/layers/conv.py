@@ -2,6 +2,8 @@
 
 Convolution runs as GEMM on im2col patches: a bounded buffer takes the patches of a slice of the batch at
 a time (whole images, or some output rows of one), so memory stays flat however large the images are.
+Layers with few filters convolve directly instead (see DIRECT_FILTERS). All the work is split by images
+over a few threads (specc.workers), each running its images end to end with single-threaded BLAS.
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ Padding = Literal["valid", "same"]
 # 8 MB 4.3-4.5 s; the inception convolutions take the same time with 2 or 4 MB.
 CHUNK_BYTES = 2 << 20
 
-# Layers with at most this many filters convolve directly (conv_direct_*), without im2col and BLAS; the
-# kernel gradient sums blocks of this many output lines in parallel, then the blocks in order.
+# Layers with at most this many filters convolve directly (conv_direct_*), without im2col and BLAS
+# (residual spec, Conv2D(3) on 8x256x256x3: forward 3.8 ms, kernel gradient 6.4 ms, against 45 and 63 ms
+# through im2col); the kernel gradient sums blocks of this many output lines, then the blocks in order.
 DIRECT_FILTERS = 8
 DIRECT_BLOCK_LINES = 16
 
@@ -198,6 +201,7 @@ class Conv2D(Layer):
                     grads["bias"] += db
             if not need_dx:
                 return [None]
+            # the input gradient (rarely needed: a first layer's is not) through the im2col path below
             grad = lambda a, b: dz[a:b]  # noqa: E731
             sums = False
         else:
