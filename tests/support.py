@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,3 +47,14 @@ def run(*args) -> Result:
     result = Result(code, out.getvalue(), err.getvalue())
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def import_keras():
+    """Keras on an installed backend (KERAS_BACKEND, or else JAX, else torch); the test is skipped without one."""
+    import pytest
+    if "KERAS_BACKEND" not in os.environ:
+        for backend in ("jax", "torch"):
+            if importlib.util.find_spec(backend):
+                os.environ["KERAS_BACKEND"] = backend
+                break
+    return pytest.importorskip("keras", exc_type=ImportError)

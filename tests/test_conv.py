@@ -355,15 +355,9 @@ def test_configuration_is_validated():
 # --- optional: Keras itself ----------------------------------------------------------------------------
 
 def test_forward_matches_keras():
-    """Runs where Keras and one of its backends are installed (KERAS_BACKEND, or else JAX, else torch)."""
-    import importlib.util
-    import os
-    if "KERAS_BACKEND" not in os.environ:
-        for backend in ("jax", "torch"):
-            if importlib.util.find_spec(backend):
-                os.environ["KERAS_BACKEND"] = backend
-                break
-    keras = pytest.importorskip("keras", exc_type=ImportError)
+    """Runs where Keras and one of its backends are installed."""
+    from support import import_keras
+    keras = import_keras()
     rng = np.random.default_rng(6)
     for shape, config in FORWARD_CASES[:7]:
         layer = conv(**config)

@@ -6,8 +6,6 @@ by name from specc's weights file ("<layer>/<weight>", "<model>/<layer>/<weight>
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +13,14 @@ import pytest
 
 import specc
 from specc.synth import synthesize
+from support import import_keras
 
 SPECS = Path(__file__).parents[1] / "specs"
 
 
 @pytest.fixture(scope="module")
 def keras():
-    if "KERAS_BACKEND" not in os.environ:
-        for backend in ("jax", "torch"):
-            if importlib.util.find_spec(backend):
-                os.environ["KERAS_BACKEND"] = backend
-                break
-    return pytest.importorskip("keras", exc_type=ImportError)
+    return import_keras()
 
 
 def headline(keras):
