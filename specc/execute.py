@@ -77,13 +77,14 @@ class Parameters:
         wanted = {key[len(prefix):]: key for key in self.shapes if key.startswith(prefix)}
         missing = [short for short in wanted if short not in arrays]
         extra = sorted(set(arrays) - set(wanted))
-        if missing and not partial:
-            problems.append(f"has no array for {_some(missing)}")
-        if extra and not partial:
-            problems.append(f"has arrays the model does not use: {_some(extra)}")
-        if len(missing) == len(wanted) and wanted and not partial:
-            problems = [f"holds none of this model's weights (it has {_some(extra)}): "
-                        f"is it another spec's? This model's are {_some(list(wanted))}"]
+        if not partial and wanted and len(missing) == len(wanted):
+            problems.append(f"holds none of this model's weights (it has {_some(extra)}): "
+                            f"is it another spec's? This model's are {_some(list(wanted))}")
+        elif not partial:
+            if missing:
+                problems.append(f"has no array for {_some(missing)}")
+            if extra:
+                problems.append(f"has arrays the model does not use: {_some(extra)}")
         for short, key in wanted.items():
             if short in arrays and tuple(arrays[short].shape) != self.shapes[key]:
                 problems.append(f"array '{short}' has shape {tuple(arrays[short].shape)}, the model needs "

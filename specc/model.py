@@ -27,8 +27,13 @@ def located(source: SourceMap):
         for problem in e.problems:
             if problem.file is None:
                 source.locate(problem)
-        e.problems.sort(key=lambda p: (p.file != source.file, p.line or 0, p.column or 0))
+        sort_by_place(e.problems, source)
         raise
+
+
+def sort_by_place(problems: list[Problem], source: SourceMap):
+    """The spec's own problems first, in line order; then those of other files."""
+    problems.sort(key=lambda p: (p.file != source.file, p.line or 0, p.column or 0))
 
 
 @dataclass
@@ -62,7 +67,7 @@ class Model:
                 except SpecError as more:
                     e.problems += [p for p in more.problems
                                    if not any(p.path[:len(b)] == b for b in stand_in.broken)]
-                    e.problems.sort(key=lambda p: (p.file != stand_in.source.file, p.line or 0, p.column or 0))
+                    sort_by_place(e.problems, stand_in.source)
             raise
 
     # -- structure ---------------------------------------------------------------------------------------
