@@ -58,7 +58,8 @@ def managed():
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a @ b for 2-D arrays (into `out` when given); on one BLAS thread when the product is small."""
+    """a @ b (into `out` when given); on one BLAS thread when the product is small. Stacked matrices
+    are as many products, each small or not by its own size."""
     if _managing and _openblas:
-        _openblas.use(1 if a.shape[0] * a.shape[1] * b.shape[1] < SMALL else _openblas.most)
+        _openblas.use(1 if a.shape[-2] * a.shape[-1] * b.shape[-1] < SMALL else _openblas.most)
     return np.matmul(a, b, out=out)

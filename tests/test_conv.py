@@ -97,11 +97,14 @@ CONV_CONFIGS = [
 ]
 
 
-@pytest.fixture(params=["direct", "im2col"])
+@pytest.fixture(params=["direct", "im2col", "winograd"])
 def path(request, monkeypatch):
-    """Layers with few filters convolve directly; the same configurations through im2col and BLAS."""
-    if request.param == "im2col":
+    """Layers with few filters convolve directly, 3x3 stride-1 layers with many channels by Winograd,
+    the rest through im2col: the same configurations through im2col, and through Winograd where their
+    kernel allows it."""
+    if request.param != "direct":
         monkeypatch.setattr(conv_module, "DIRECT_FILTERS", 0)
+    monkeypatch.setattr(conv_module, "WINOGRAD_CHANNELS", 1 if request.param == "winograd" else 10 ** 9)
     return request.param
 
 
@@ -139,10 +142,45 @@ def test_direct_conv_equals_im2col(shape, config, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+WINOGRAD_CASES = [  # (input shape, config): odd and even sizes, both paddings, a tile row/column cut off
+    ((9, 8, 16), dict(filters=12, kernel_size=3)),
+    ((9, 8, 16), dict(filters=12, kernel_size=3, padding="same", activation="relu")),
+    ((6, 7, 20), dict(filters=9, kernel_size=3, padding="same", use_bias=False, activation="tanh")),
+    ((3, 3, 16), dict(filters=10, kernel_size=3)),  # one output pixel
+]
+
+
+@pytest.mark.parametrize("shape,config", WINOGRAD_CASES, ids=str)
+def test_winograd_equals_im2col(shape, config, monkeypatch):
+    """Winograd's F(2x2, 3x3) computes what im2col does: output, input, kernel and bias gradients, in
+    float64 to rounding, with chunks of any size, and in float32 within float32's precision."""
+    rng = np.random.default_rng(9)
+    layer = conv(**config)
+    weights = random_weights(layer, shape, rng)
+    x = rng.normal(size=(3, *shape))
+    dy = rng.normal(size=(3, *layer.output_shape([shape])))
+    assert layer._winograd(shape[2])
+    results = []
+    for budget in [1 << 30, 1, 5 * 16 * (shape[2] + config["filters"]) * 8]:  # one chunk, one tile, five
+        monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", budget)
+        results.append(conv_step(layer, weights, x, dy))
+    single = conv_step(layer, {k: v.astype(np.float32) for k, v in weights.items()}, x.astype(np.float32),
+                       dy.astype(np.float32))
+    monkeypatch.setattr(conv_module, "WINOGRAD_CHANNELS", 10 ** 9)
+    assert not layer._winograd(shape[2])
+    expected = conv_step(layer, weights, x, dy)
+    for result in results:
+        for a, b in zip(result, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    for a, b in zip(single, expected):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
 @pytest.mark.parametrize("config", [dict(filters=12, kernel_size=3, padding="same", activation="relu"),
                                     dict(filters=12, kernel_size=1, strides=2),
                                     dict(filters=3, kernel_size=3, strides=2, padding="same")], ids=str)
-def test_threads_split_images_same_results_every_time(config, monkeypatch):
+def test_threads_split_images_same_results_every_time(config, path, monkeypatch):
     """However many threads take the images, the results agree; with a given count they are bit-identical."""
     from specc import workers
     rng = np.random.default_rng(8)
@@ -151,6 +189,7 @@ def test_threads_split_images_same_results_every_time(config, monkeypatch):
     x = rng.normal(size=(5, 7, 6, 4)).astype(np.float32)
     dy = rng.normal(size=(5, *layer.output_shape([(7, 6, 4)]))).astype(np.float32)
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)  # a chunk per output row: many per thread
+    monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", 1)  # a chunk per tile
     workers.count()  # finds the BLAS controls before the thread count is overridden
     results = {}
     for threads in [1, 2, 3]:

@@ -32,6 +32,16 @@ CHUNK_BYTES = 2 << 20
 DIRECT_FILTERS = 8
 DIRECT_BLOCK_LINES = 16
 
+# 3x3, stride-1 layers with at least this many input channels (and more filters than DIRECT_FILTERS)
+# convolve by Winograd's F(2x2, 3x3) (kernels.winograd): 2.25x fewer multiply-adds than im2col, in 16
+# GEMMs as wide as the layer's channels. Shared vision's Conv2D(64) on 32x25x25x64, forward + backward:
+# 13.6 ms per 16 images on one thread, against 21.7 ms through im2col. With few channels the GEMMs are
+# too thin for BLAS to gain.
+WINOGRAD_CHANNELS = 16
+WINOGRAD_CHUNK_BYTES = 1 << 20
+# Winograd's kernel transform G, 4x3: U = G g G^T for each (channel, filter) of a 3x3 kernel g.
+WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
 
 def chunk_rows(row_elements: int, rows_per_group: int, dtype) -> int:
     """How many groups of rows (output lines, or single rows) one chunk takes: at least one."""
@@ -131,6 +141,10 @@ class Conv2D(Layer):
         speed and the layer is bound by memory traffic; the direct kernels read the input once instead."""
         return self.filters <= DIRECT_FILTERS and not self._pointwise()
 
+    def _winograd(self, channels: int) -> bool:
+        return (pair(self.kernel_size) == (3, 3) and pair(self.strides) == (1, 1)
+                and channels >= WINOGRAD_CHANNELS and self.filters > DIRECT_FILTERS)
+
     def forward(self, weights, xs, training):
         keep_freed_memory()
         x, kernel, bias = xs[0], weights["kernel"], weights.get("bias")
@@ -149,6 +163,9 @@ class Conv2D(Layer):
                 if self.activation != "linear":
                     activate(y[first:stop], None, self.activation)
             workers.run(direct, workers.image_groups(n))
+            return y, (x, xs[0].shape, y)
+        if self._winograd(x.shape[3]):
+            y = winograd_forward(x, w2.reshape(kernel.shape), bias, self.activation, pt, pl, oh, ow)
             return y, (x, xs[0].shape, y)
         if self._pointwise():
             x = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
@@ -204,6 +221,9 @@ class Conv2D(Layer):
             # the input gradient (rarely needed: a first layer's is not) through the im2col path below
             grad = lambda a, b: dz[a:b]  # noqa: E731
             sums = False
+        elif self._winograd(x_shape[3]):
+            kernel = weights["kernel"].astype(dtype, copy=False)
+            return [winograd_backward(x, kernel, grads, dy, y, self.activation, pt, pl, need_dx)]
         else:
             grad = None
             sums = True
@@ -268,6 +288,102 @@ class Conv2D(Layer):
             full[:, ::sh, ::sw] = dx
             dx = full
         return [dx]
+
+
+def winograd_geometry(oh: int, ow: int, channels: int, filters: int, dtype):
+    """(tile rows, tile columns, tiles per chunk): a chunk's transformed input and output fill CHUNK_BYTES."""
+    per_tile = 16 * (channels + filters) * np.dtype(dtype).itemsize
+    return -(-oh // 2), -(-ow // 2), max(1, WINOGRAD_CHUNK_BYTES // per_tile)
+
+
+def winograd_kernel(kernel: np.ndarray) -> np.ndarray:
+    """U = G g G^T of a (3, 3, C, F) kernel, as (16, C, F)."""
+    g = WINOGRAD_G.astype(kernel.dtype)
+    rows = (g @ kernel.reshape(3, -1)).reshape(4, 3, -1)
+    return np.matmul(g, rows).reshape(16, *kernel.shape[2:])
+
+
+def winograd_kernel_grad(du: np.ndarray) -> np.ndarray:
+    """The (3, 3, C, F) kernel gradient from the gradient of U, (16, C, F): G^T dU G."""
+    g = WINOGRAD_G.astype(du.dtype)
+    rows = (g.T @ du.reshape(4, -1)).reshape(3, 4, -1)
+    return np.matmul(g.T, rows).reshape(3, 3, *du.shape[1:])
+
+
+def _chunk_buffers(step: int, *widths: int, dtype):
+    """For each width, a function giving a contiguous (16, tiles, width) view of one reused buffer."""
+    def view_of(buffer, width):
+        return lambda tiles: buffer[:16 * tiles * width].reshape(16, tiles, width)
+    return [view_of(np.empty(16 * step * width, dtype=dtype), width) for width in widths]
+
+
+def winograd_forward(x, kernel, bias, activation, pad_top, pad_left, oh, ow):
+    """activation(conv(x, kernel) + bias) for a 3x3 kernel and stride 1, by Winograd F(2x2, 3x3)."""
+    k = kernels.winograd
+    n, channels, filters = x.shape[0], x.shape[3], kernel.shape[3]
+    u = winograd_kernel(kernel)
+    tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
+    per_image = tiles_h * tiles_w
+    y = np.empty((n, oh, ow, filters), dtype=x.dtype)
+
+    def images(first, stop):
+        v_of, m_of = _chunk_buffers(min(step, (stop - first) * per_image), channels, filters, dtype=x.dtype)
+        for a, b in chunks(first * per_image, stop * per_image, step):
+            v, m = v_of(b - a), m_of(b - a)
+            k.winograd_input(x, pad_top, pad_left, tiles_h, tiles_w, a, b, v)
+            matmul(v, u, out=m)
+            k.winograd_output(m, tiles_h, tiles_w, a, b, y)
+        activate(y[first:stop], bias, activation)
+
+    groups = workers.image_groups(n)
+    matmul = blas.matmul if len(groups) == 1 else np.matmul  # one group: BLAS picks its threads
+    workers.run(images, groups)
+    return y
+
+
+def winograd_backward(x, kernel, grads, dy, y, activation, pad_top, pad_left, need_dx):
+    """Adds the kernel and bias gradients of winograd_forward into grads; returns dx (None if not needed).
+
+    The transformed input is recomputed chunk by chunk rather than kept from the forward pass: it is
+    16/9 the size of the input, and recomputing it into the cache costs less than reading it back."""
+    k = kernels.winograd
+    n, channels, filters = x.shape[0], x.shape[3], kernel.shape[3]
+    oh, ow = y.shape[1], y.shape[2]
+    u_t = np.ascontiguousarray(winograd_kernel(kernel).transpose(0, 2, 1))
+    tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
+    per_image = tiles_h * tiles_w
+    dy = dy.reshape(y.shape)
+    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+
+    def images(first, stop):
+        if dx is not None:
+            dx[first:stop] = 0
+        dz = np.ascontiguousarray(activation_grad(dy[first:stop], y[first:stop], activation))
+        v_of, m_of = _chunk_buffers(min(step, (stop - first) * per_image), channels, filters, dtype=x.dtype)
+        du = np.zeros((16, channels, filters), dtype=x.dtype)
+        part = np.empty_like(du)
+        for a, b in chunks(first * per_image, stop * per_image, step):
+            v, dm = v_of(b - a), m_of(b - a)
+            k.winograd_output_grad(dz, tiles_h, tiles_w, a - first * per_image, b - first * per_image, dm)
+            k.winograd_input(x, pad_top, pad_left, tiles_h, tiles_w, a, b, v)
+            matmul(v.transpose(0, 2, 1), dm, out=part)
+            du += part
+            if dx is not None:
+                matmul(dm, u_t, out=v)
+                k.winograd_input_grad_add(v, pad_top, pad_left, tiles_h, tiles_w, a, b, dx)
+        return du, dz.reshape(-1, filters).sum(axis=0)
+
+    groups = workers.image_groups(n)
+    matmul = blas.matmul if len(groups) == 1 else np.matmul  # one group: BLAS picks its threads
+    results = workers.run(images, groups)
+    du, db = results[0]
+    for other_du, other_db in results[1:]:  # each thread's sums, added in thread order
+        du += other_du
+        db += other_db
+    grads["kernel"] += winograd_kernel_grad(du)
+    if "bias" in grads:
+        grads["bias"] += db
+    return dx
 
 
 class MaxPooling2D(Layer):
