@@ -6,7 +6,9 @@ The layers of the shared vision, inception and residual specs at their benchmark
 counted are the convolution's multiply-adds (2 * N*OH*OW * kh*kw*C * filters per GEMM); a forward +
 backward pass does three such GEMMs (output, kernel gradient, input gradient), two for a first layer,
 whose input gradient nobody needs (as in training). Bias, activation and im2col/col2im are overhead that
-the rate includes but does not count. Each rate is also given as a share of numpy's float32 2048^3
+the rate includes but does not count. Layers that Conv2D computes by Winograd's algorithm (marked
+winograd) do 2.25x fewer multiply-adds than counted: theirs is the rate of an im2col GEMM that took as
+long, and can exceed matmul's. Each rate is also given as a share of numpy's float32 2048^3
 matmul rate, measured in the same process before and after (their mean): what BLAS can do on this machine
 at that moment. Times are the best of --repeat runs; on a shared machine, anything else running (see the
 load average printed) shows up as noise.
@@ -60,7 +62,8 @@ def conv_rate(batch, size, channels, filters, k, padding, activation, need_dx, r
     with blas.managed():  # as in training
         t_fwd = best_time(forward, repeat)
         t_step = best_time(step, repeat)
-    return gemm / t_fwd / 1e9, (3 if need_dx else 2) * gemm / t_step / 1e9, t_fwd, t_step
+    path = "direct" if layer._direct(channels) else "winograd" if layer._winograd(channels) else "im2col"
+    return gemm / t_fwd / 1e9, (3 if need_dx else 2) * gemm / t_step / 1e9, t_fwd, t_step, path
 
 
 def pool_time(batch, size, channels, pool, stride, repeat):
@@ -102,9 +105,9 @@ def main():
     print("Conv2D, float32 (forward+backward: the kernel and bias gradients, and the input gradient "
           "where marked dx):")
     for (name, batch, size, channels, filters, k, padding, activation, need_dx), result in zip(CASES, results):
-        fwd, step, t_fwd, t_step = result
+        fwd, step, t_fwd, t_step, path = result
         shape = f"{batch}x{size}x{size}x{channels} -> {filters} {k}x{k} {padding}{' dx' if need_dx else ''}"
-        print(f"  {name:21s} {shape:34s} forward {fwd:6.1f} GFLOP/s ({t_fwd * 1e3:7.1f} ms) = {fwd / peak:4.0%}, "
+        print(f"  {name:21s} {shape:34s} {path:8s} forward {fwd:6.1f} GFLOP/s ({t_fwd * 1e3:7.1f} ms) = {fwd / peak:4.0%}, "
               f"forward+backward {step:6.1f} GFLOP/s ({t_step * 1e3:7.1f} ms) = {step / peak:4.0%} of matmul")
     for size, channels, pool, stride in [(256, 3, 3, 1), (256, 192, 16, None)]:
         t = pool_time(8, size, channels, pool, stride, args.repeat)

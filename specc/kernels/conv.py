@@ -5,7 +5,8 @@ matrix that numpy multiplies by the kernel, and `col2im_rows_add` folds column g
 input gradient. Both work on *lines*: a line is one output row (image n, output row oh), numbered
 n * out_h + oh, so a caller can unfold any slice of the batch (several images, or a few rows of one) into
 a bounded buffer. Convolution with few filters (a GEMM only a few columns wide, which BLAS runs at a
-fraction of its speed) runs directly: `conv_direct_forward` and `conv_direct_kernel_grad`.
+fraction of its speed) runs directly: `conv_direct_forward` and `conv_direct_kernel_grad`. 3x3 stride-1
+convolutions with many channels use Winograd's algorithm instead (kernels.winograd).
 
 Every kernel is single-threaded, releases the GIL and works on a range of images (or of their lines):
 the layers run several ranges at once on threads of their own (specc.workers), with single-threaded
