@@ -120,6 +120,15 @@ def conv_step(layer, weights, x, dy):
     return [y, dx, *(grads[k] for k in sorted(grads))]
 
 
+def random_case(shape, config, seed, batch):
+    """A layer, random weights, a batch of inputs of `shape` and a gradient for its output."""
+    rng = np.random.default_rng(seed)
+    layer = conv(**config)
+    weights = random_weights(layer, shape, rng)
+    x = rng.normal(size=(batch, *shape))
+    return layer, weights, x, rng.normal(size=(batch, *layer.output_shape([shape])))
+
+
 @pytest.mark.parametrize("shape,config", [
     ((9, 8, 3), dict(filters=3, kernel_size=3, padding="same")),
     ((9, 8, 3), dict(filters=4, kernel_size=3, strides=2, padding="same", activation="relu")),
@@ -129,11 +138,7 @@ def conv_step(layer, weights, x, dy):
 ], ids=str)
 def test_direct_conv_equals_im2col(shape, config, monkeypatch):
     """The direct kernels compute what the im2col path does: output, input, kernel and bias gradients."""
-    rng = np.random.default_rng(7)
-    layer = conv(**config)
-    weights = random_weights(layer, shape, rng)
-    x = rng.normal(size=(5, *shape))
-    dy = rng.normal(size=(5, *layer.output_shape([shape])))
+    layer, weights, x, dy = random_case(shape, config, seed=7, batch=5)
     assert layer._direct(shape[2])
     direct = conv_step(layer, weights, x, dy)
     monkeypatch.setattr(conv_module, "DIRECT_FILTERS", 0)
@@ -154,11 +159,7 @@ WINOGRAD_CASES = [  # (input shape, config): odd and even sizes, both paddings, 
 def test_winograd_equals_im2col(shape, config, monkeypatch):
     """Winograd's F(2x2, 3x3) computes what im2col does: output, input, kernel and bias gradients, in
     float64 to rounding, with chunks of any size, and in float32 within float32's precision."""
-    rng = np.random.default_rng(9)
-    layer = conv(**config)
-    weights = random_weights(layer, shape, rng)
-    x = rng.normal(size=(3, *shape))
-    dy = rng.normal(size=(3, *layer.output_shape([shape])))
+    layer, weights, x, dy = random_case(shape, config, seed=9, batch=3)
     assert layer._winograd(shape[2])
     results = []
     for budget in [1 << 30, 1, 5 * 16 * (shape[2] + config["filters"]) * 8]:  # one chunk, one tile, five

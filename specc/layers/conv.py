@@ -36,7 +36,7 @@ DIRECT_BLOCK_LINES = 16
 # 3x3, stride-1 layers with at least this many input channels (and more filters than DIRECT_FILTERS)
 # convolve by Winograd's F(2x2, 3x3) (kernels.winograd): 2.25x fewer multiply-adds than im2col, in 16
 # GEMMs as wide as the layer's channels. Shared vision's Conv2D(64) on 25x25x64 images, forward + backward
-# of 16 images on one thread: 13.7 ms, against 21.7 ms through im2col. With few channels the GEMMs are
+# of 16 images on one core: 14.4 ms, against 22.3 ms through im2col. With few channels the GEMMs are
 # too thin for BLAS to gain.
 WINOGRAD_CHANNELS = 16
 # A Winograd chunk's transformed input and output: 1 MB (128 tiles at 64 channels and filters) stays in a
@@ -152,6 +152,7 @@ class Conv2D(Layer):
         return self.filters <= DIRECT_FILTERS and not self._pointwise()
 
     def _winograd(self, channels: int) -> bool:
+        """Winograd's F(2x2, 3x3) exists for 3x3 windows at stride 1; see WINOGRAD_CHANNELS for the rest."""
         return (pair(self.kernel_size) == (3, 3) and pair(self.strides) == (1, 1)
                 and channels >= WINOGRAD_CHANNELS and self.filters > DIRECT_FILTERS)
 
@@ -301,7 +302,8 @@ class Conv2D(Layer):
 
 
 def winograd_geometry(oh: int, ow: int, channels: int, filters: int, dtype):
-    """(tile rows, tile columns, tiles per chunk): a chunk's transformed input and output fill CHUNK_BYTES."""
+    """(tile rows, tile columns, tiles per chunk): a chunk's transformed input and output fill
+    WINOGRAD_CHUNK_BYTES."""
     per_tile = 16 * (channels + filters) * np.dtype(dtype).itemsize
     return -(-oh // 2), -(-ow // 2), max(1, WINOGRAD_CHUNK_BYTES // per_tile)
 
