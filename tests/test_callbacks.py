@@ -158,7 +158,6 @@ def test_render_shows_callback_defaults(tmp_path):
                                              "start_from_epoch": 0}]
 
 
-
 def test_rendered_class_weights_keep_integer_classes_and_load_back(tmp_path):
     import yaml
     from specc.spec import render
@@ -168,6 +167,7 @@ def test_rendered_class_weights_keep_integer_classes_and_load_back(tmp_path):
     again = tmp_path / "rendered.yaml"
     again.write_text(text)
     assert specc.load(again).spec.fit.class_weight == {0: 2.0, 3: 0.5}
+
 
 # -- Keras semantics, epoch by epoch ------------------------------------------------------------------------------
 

@@ -25,8 +25,6 @@ import numpy as np
 from numba import njit
 
 
-
-
 @njit(cache=True, nogil=True)
 def _copy(dst, d, src, s, count):
     """dst[d:d + count] = src[s:s + count] over flat arrays."""

@@ -210,9 +210,12 @@ class Conv2D(Layer):
         x, x_shape, y = cache  # x: the input, or for a strided 1x1 kernel the pixels it reads
         dtype, filters, n = y.dtype, self.filters, x.shape[0]
         kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x_shape[1:])
+        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
+        if self._winograd(x_shape[3]):
+            kernel = weights["kernel"].astype(dtype, copy=False)
+            return [winograd_backward(x, kernel, grads, dy, y, self.activation, pt, pl, need_dx)]
         w2t = np.ascontiguousarray(weights["kernel"].reshape(-1, filters).T, dtype=dtype)
         depth = w2t.shape[1]
-        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
 
         if self._direct(x_shape[3]):
             dz = np.ascontiguousarray(activation_grad(dy, y.reshape(-1, filters), self.activation))
@@ -232,9 +235,6 @@ class Conv2D(Layer):
             # the input gradient (rarely needed: a first layer's is not) through the im2col path below
             grad = lambda a, b: dz[a:b]  # noqa: E731
             sums = False
-        elif self._winograd(x_shape[3]):
-            kernel = weights["kernel"].astype(dtype, copy=False)
-            return [winograd_backward(x, kernel, grads, dy, y, self.activation, pt, pl, need_dx)]
         else:
             grad = None
             sums = True
