@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from specc import blas
+from specc.runtime import blas
 from specc.layers.conv import Conv2D, MaxPooling2D
 
 

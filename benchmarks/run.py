@@ -97,7 +97,7 @@ Work = tuple[int, Callable[[], None], Callable[[], None]]
 # ==========================================================================================================
 
 def specc_work(arch: Arch, model, inputs: dict, targets: dict) -> Work:
-    from specc.data import Dataset
+    from specc.io.data import Dataset
     data = Dataset(inputs, targets)
 
     def epoch():
@@ -423,7 +423,7 @@ def first_batch_worker(spec: str, t0: float) -> dict:
     training batch, with the steps on the way: imports, loading the spec, reading the data."""
     marks = {}
     import specc
-    from specc.data import Dataset
+    from specc.io.data import Dataset
     marks["imports"] = time.time()
     model = specc.load(SPECS / spec)
     marks["load"] = time.time()

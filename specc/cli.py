@@ -94,7 +94,7 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
     from .train.progress import Progress
     from .train.run import (CHECKPOINT, SPEC, WEIGHTS, StopOnSignal, check_new_run, check_unfinished,
                             remove_temporaries, resumable)
-    from .weights import write_text
+    from .io.weights import write_text
     checkpoint = None
     if resume:
         for flag, given in (("--weights", weights), ("--overwrite", overwrite)):
@@ -158,7 +158,7 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
 def predict(spec, weights, data_path, output, batch_size):
     """Write one array per model output, named after it."""
     from .model import load
-    from .weights import save_arrays
+    from .io.weights import save_arrays
     model = load(spec)
     model.load_weights(weights)
     data = model.read_data(data_path, with_targets=False)
@@ -193,7 +193,7 @@ def synth(spec, output, rows, seed):
     """Random inputs and targets of the right names, shapes and dtypes (ids within their Embedding's range)."""
     from .model import load
     from .synth import synthesize
-    from .weights import save_arrays
+    from .io.weights import save_arrays
     model = load(spec)
     train = model.spec.data.train if model.spec.data else None
     arrays = synthesize(model.graph, model.losses(), rows, seed, train.inputs if train else None,
@@ -217,7 +217,7 @@ def plot_command(spec, output, fmt, rankdir):
     import shlex
     from .model import load
     from .plot import RenderError, find_dot, format_of, render, to_dot
-    from .weights import write_atomically, write_text
+    from .io.weights import write_atomically, write_text
     if output is None and fmt not in (None, "dot"):
         raise click.UsageError(f"--format {fmt} needs -o FILE; without -o the DOT source goes to standard output")
     if output is not None:
@@ -262,7 +262,7 @@ def history_command(run, output):
     One panel per quantity, training solid and validation dashed; a row for the total loss, then one per
     output. SVG and HTML need nothing more; PNG needs matplotlib: pip install 'specc[plot]'."""
     from .curves import MissingMatplotlib, format_of, history_file, read_history, to_html, to_png, to_svg
-    from .weights import write_atomically, write_text
+    from .io.weights import write_atomically, write_text
     source = history_file(run)
     target = Path(output) if output else source.with_suffix(".svg")
     fmt = format_of(target)

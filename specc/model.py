@@ -8,14 +8,14 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .data import Dataset, load_dataset, split
+from .io.data import Dataset, load_dataset, split
 from .errors import KeyPath, Problem, SpecError, did_you_mean
-from .execute import Parameters
+from .runtime.execute import Parameters
 from .graph import Graph, GraphLayer, compile_spec
 from .graph.compile import RESUME_CHECKPOINT
 from .spec import SourceMap, Spec, load_spec
 from .spec.format import GraphModel, ImportedModel
-from .weights import load_arrays, save_arrays
+from .io.weights import load_arrays, save_arrays
 
 
 @contextlib.contextmanager
@@ -173,7 +173,7 @@ class Model:
             self._check_monitors(validation is not None)
         fit_spec = self.spec.fit
         if fit_spec.class_weight is not None:
-            from .data import class_weights
+            from .io.data import class_weights
             train = class_weights(train, self.graph.outputs[0], fit_spec.class_weight)
         params = self.params
         if not hasattr(self, "optimizer"):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from specc import blas
+from specc.runtime import blas
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 

@@ -183,7 +183,7 @@ def test_winograd_equals_im2col(shape, config, monkeypatch):
                                     dict(filters=3, kernel_size=3, strides=2, padding="same")], ids=str)
 def test_threads_split_images_same_results_every_time(config, path, monkeypatch):
     """However many threads take the images, the results agree; with a given count they are bit-identical."""
-    from specc import workers
+    from specc.runtime import workers
     rng = np.random.default_rng(8)
     layer = conv(**config)
     weights = {k: v.astype(np.float32) for k, v in random_weights(layer, (7, 6, 4), rng).items()}

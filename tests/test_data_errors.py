@@ -229,7 +229,7 @@ def test_data_file_from_the_command_line_names_that_file(spec):
 # -- integer inputs -------------------------------------------------------------------------------------------
 
 def test_float_data_into_int32_input_refused(tmp_path):
-    from specc.data import load_dataset
+    from specc.io.data import load_dataset
     from specc.graph import Graph
     graph = Graph("ids", {"ids": (4,)}, {"ids": "int32"}, [], [], {}, {"ids": (4,)})
     path = tmp_path / "ids.npz"

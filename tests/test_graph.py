@@ -6,7 +6,7 @@ import pytest
 
 import specc
 from gradcheck import numeric_gradient
-from specc.execute import Parameters, backward, forward
+from specc.runtime.execute import Parameters, backward, forward
 
 
 def write(tmp_path, text, name="spec.yaml"):
@@ -140,7 +140,7 @@ def test_frozen_sub_model_never_changes(tmp_path):
     check_model_gradients(model)  # gradients still flow through a frozen model to its inputs
     before = model.get_weights()
     rng = np.random.default_rng(0)
-    from specc.data import Dataset
+    from specc.io.data import Dataset
     data = Dataset({"a": rng.normal(size=(64, 5)).astype("f4"), "b": rng.normal(size=(64, 5)).astype("f4")},
                    {"out": rng.random((64, 1)).astype("f4")})
     model.fit(epochs=2, data=(data, None))

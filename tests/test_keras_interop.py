@@ -90,5 +90,5 @@ def test_keras_model_with_specc_weights_predicts_the_same(keras, tmp_path, spec,
 
 
 def specc_dataset(model, data):
-    from specc.data import Dataset
+    from specc.io.data import Dataset
     return Dataset({n: data[n] for n in model.graph.inputs}, {n: data[n] for n in model.graph.outputs})

@@ -241,7 +241,7 @@ def test_models_with_embedding_and_shared_lstm(tmp_path):
 
     import specc
     from gradcheck import numeric_gradient
-    from specc.execute import Parameters, backward, forward
+    from specc.runtime.execute import Parameters, backward, forward
 
     path = tmp_path / "spec.yaml"
     path.write_text(textwrap.dedent("""

@@ -17,10 +17,10 @@ import pytest
 import specc
 import support
 from support import DIGITS
-from specc.npz import read_npz
+from specc.io.npz import read_npz
 from specc.train.checkpoint import load_checkpoint
 from specc.train.run import StopOnSignal
-from specc.weights import write_atomically
+from specc.io.weights import write_atomically
 
 
 # adam, a learning rate that halves on plateaus, early stopping that keeps the best weights, a best checkpoint:

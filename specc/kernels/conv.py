@@ -9,7 +9,7 @@ fraction of its speed) runs directly: `conv_direct_forward` and `conv_direct_ker
 convolutions with many channels use Winograd's algorithm instead (kernels.winograd).
 
 Every kernel is single-threaded, releases the GIL and works on a range of images (or of their lines):
-the layers run several ranges at once on threads of their own (specc.workers), with single-threaded
+the layers run several ranges at once on threads of their own (specc.runtime.workers), with single-threaded
 BLAS products in between, so one pool of threads does all the work. Numba's own threads (prange) were
 tried: GNU OpenMP's idle workers spin and take the core BLAS needs next (a 3x3, 64-filter convolution
 ran 10x slower), im2col on them was slower than on one thread (a chunk is copied at memory speed), and

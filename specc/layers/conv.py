@@ -4,7 +4,7 @@ Convolution runs as GEMM on im2col patches: a bounded buffer takes the patches o
 a time (whole images, or some output rows of one), so memory stays flat however large the images are.
 Layers with few filters convolve directly instead (see DIRECT_FILTERS), and 3x3 stride-1 layers with many
 channels by Winograd's algorithm (see WINOGRAD_CHANNELS). All the work is split by images
-over a few threads (specc.workers), each running its images end to end with single-threaded BLAS.
+over a few threads (specc.runtime.workers), each running its images end to end with single-threaded BLAS.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Annotated, Literal, Optional, Union
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from .. import blas, kernels, workers
-from ..heap import keep_freed_memory
+from .. import kernels
+from ..runtime import blas, workers
+from ..runtime.heap import keep_freed_memory
 from .activations import ActivationName, activate, activation_grad
 from .base import Layer, Shape, ShapeError, show_shape
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from ..blas import matmul
+from ..runtime.blas import matmul
 from .activations import ActivationName, activate, activation_grad, as_rows
 from .base import Layer, Shape, ShapeError
 

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from .. import kernels
-from ..blas import matmul
+from ..runtime.blas import matmul
 from .base import Layer, Shape, ShapeError, glorot_uniform, show_shape
 
 RecurrentActivationName = Literal["linear", "relu", "sigmoid", "tanh"]

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..spec import format as F
-from ..weights import save_arrays, write_text
+from ..io.weights import save_arrays, write_text
 from .checkpoint import TrainState, checkpoint_arrays
 
 

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import Problem, SpecError
-from ..npz import NpzError, read_npz
+from ..io.npz import NpzError, read_npz
 
 FORMAT = 1
 WEIGHTS, OPTIMIZER, CALLBACKS, STATE = "weights/", "optimizer/", "callbacks/", "state"

@@ -8,9 +8,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..blas import managed
-from ..data import Dataset
-from ..execute import Parameters, backward, forward
+from ..runtime.blas import managed
+from ..io.data import Dataset
+from ..runtime.execute import Parameters, backward, forward
 from ..graph import Graph
 from .callbacks import Callback, RunFiles, Trainer
 from .checkpoint import TrainState

@@ -7,8 +7,8 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import KeyPath, Problem, SpecError, did_you_mean
-from .graph import Graph
+from ..errors import KeyPath, Problem, SpecError, did_you_mean
+from ..graph import Graph
 from .npz import NpzError, read_npz
 
 FLOAT32_EXACT_INT = 2 ** 24  # every integer up to this magnitude is exact in float32

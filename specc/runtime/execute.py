@@ -5,8 +5,8 @@ import functools
 
 import numpy as np
 
-from .errors import Problem, SpecError
-from .graph import Graph, GraphLayer
+from ..errors import Problem, SpecError
+from ..graph import Graph, GraphLayer
 
 
 class Parameters:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import Problem, SpecError
+from ..errors import Problem, SpecError
 from .npz import NpzError, read_npz
 
 
