@@ -87,65 +87,30 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
 
     Ctrl-C (or SIGTERM) stops after the current batch, saves a checkpoint and says how to --resume."""
     import shlex
-    import signal
-    import yaml
     from .model import load
-    from .spec import render as render_spec
     from .train.progress import Progress
-    from .train.run import (CHECKPOINT, SPEC, WEIGHTS, StopOnSignal, check_new_run, check_unfinished,
-                            remove_temporaries, resumable)
-    from .io.weights import write_text
-    checkpoint = None
+    from .train.run import train_in_folder
     if resume:
         for flag, given in (("--weights", weights), ("--overwrite", overwrite)):
             if given:
                 raise click.UsageError(f"{flag} cannot be used with --resume: the run continues from its checkpoint")
         if out and Path(out).resolve() != Path(resume).resolve():
             raise click.UsageError("--resume DIR continues the run in DIR; leave out --out")
-        out = resume
-        checkpoint, spec = resumable(Path(resume), spec)
     elif spec is None:
         raise click.UsageError("Missing argument 'SPEC' (or --resume DIR to continue a run).")
-    model = load(spec)
-    if checkpoint is not None:
-        epochs = epochs or model.resume_epochs(checkpoint.state)
-        check_unfinished(checkpoint, epochs)
-    if weights:
-        model.load_weights(weights)
-    data = model.spec_data()
-    out_dir = Path(out or Path("runs") / model.name)
-    if checkpoint is None:
-        check_new_run(out_dir, overwrite)
-    remove_temporaries(out_dir)
-    epochs = epochs or model.spec.fit.epochs
-    batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
-    steps = -(-data[0].rows // batch)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-    say((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint
-         else f"Training {model.name}") + f": {data[0].rows} rows"
-        + (f", validating on {data[1].rows}" if data[1] is not None else "")
-        + f", {epochs} epoch(s) of {steps} batch(es)")
-    if checkpoint is None:
-        write_text(out_dir / SPEC, yaml.safe_dump(render_spec(model.spec), sort_keys=False))
-    progress = Progress(epochs, steps, quiet=quiet, log_format=log_format)
-
-    def stopping(signum):
-        progress.message(f"{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
-                         "(press Ctrl-C again to stop at once)", always=True)
-    with StopOnSignal(stopping) as stop:
-        model.fit(epochs=epochs, batch_size=batch_size, data=data, progress=progress, out=out_dir,
-                  resume=checkpoint, stop=stop)
+    model, run = train_in_folder(
+        load, spec, Path(out) if out else None, Path(resume) if resume else None, epochs, batch_size, weights,
+        overwrite, lambda epochs, steps: Progress(epochs, steps, quiet=quiet, log_format=log_format), say)
     stopped = model.stopped or {}
     if stopped.get("reason") == "interrupted":
-        click.echo(f"Interrupted at {model.train_state.describe()}; saved {out_dir / CHECKPOINT} (its weights work "
-                   f"with --weights too).\nResume with: specc train --resume {shlex.quote(str(out_dir))}", err=True)
+        click.echo(f"Interrupted at {model.train_state.describe()}; saved {run.checkpoint} (its weights work "
+                   f"with --weights too).\nResume with: specc train --resume {shlex.quote(str(run.path))}", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    model.save_weights(out_dir / WEIGHTS)
-    write_text(out_dir / SPEC, yaml.safe_dump(render_spec(model.spec), sort_keys=False))
     if stopped.get("reason") == "nan":
-        click.echo(f"Saved the last good weights to {out_dir / WEIGHTS}", err=True)
+        click.echo(f"Saved the last good weights to {run.weights}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    say(f"Saved {out_dir / WEIGHTS}, history.csv, checkpoint.npz and spec.yaml")
+    say(f"Saved {run.weights}, history.csv, checkpoint.npz and spec.yaml")
 
 
 @cli.command()

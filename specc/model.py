@@ -8,14 +8,15 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .io.data import Dataset, load_dataset, split
 from .errors import KeyPath, Problem, SpecError, did_you_mean
-from .runtime.execute import Parameters
 from .graph import Graph, GraphLayer, compile_spec
-from .graph.compile import RESUME_CHECKPOINT
+from .io.data import Dataset, load_dataset, split
+from .io.weights import load_arrays, save_arrays
+from .runtime.parameters import Parameters
 from .spec import SourceMap, Spec, load_spec
 from .spec.format import GraphModel, ImportedModel
-from .io.weights import load_arrays, save_arrays
+from .train.checks import check_training
+from .train.run import CHECKPOINT, RunFolder
 
 
 @contextlib.contextmanager
@@ -51,8 +52,13 @@ class Model:
         self.spec, self.source = self._load_spec()
         with located(self.source):
             self.graph: Graph = compile_spec(self.spec, self._resolve_import)
+            problems = check_training(self.spec, self.graph)
+            if problems:
+                raise SpecError(problems)
         self._params: Optional[Parameters] = None
+        self._optimizer = None
         self.stopped: Optional[dict] = None  # why the last fit() ended early: {"reason", "message", ...}
+        self.train_state = None              # where the last fit() ended
 
     def _load_spec(self) -> tuple[Spec, SourceMap]:
         """The validated spec; when it is broken, the problems of its whole parts are reported with it."""
@@ -111,12 +117,15 @@ class Model:
 
     # -- data --------------------------------------------------------------------------------------------
     def _objective(self):
-        from .train.loop import Objective
+        from .train.objective import Objective
         return Objective.from_compile(self.spec.compile, self.graph)
 
     def losses(self) -> dict[str, str]:
         """The loss of each output, by output name."""
-        return self._objective().losses
+        return self._objective().loss_names
+
+    def _target_kinds(self) -> dict[str, str]:
+        return {output: loss.targets for output, loss in self._objective().losses.items()}
 
     def spec_data(self) -> tuple[Dataset, Optional[Dataset]]:
         """The training data the spec names, and its validation data (a set, a split, or none)."""
@@ -138,14 +147,14 @@ class Model:
 
     def _read(self, source, where: KeyPath) -> Dataset:
         with located(self.source):
-            return load_dataset(self.path.parent / source.path, self.graph, self.losses(), source.inputs,
+            return load_dataset(self.path.parent / source.path, self.graph, self._target_kinds(), source.inputs,
                                 source.targets, where, shown_as=source.path, sample_weight=source.sample_weight)
 
     def read_data(self, path: Union[str, Path], with_targets: bool = True) -> Dataset:
         """A data file given outside the spec: arrays named like the model's inputs and outputs, or as the
         spec's training data maps them."""
         train = self.spec.data.train if self.spec.data else None
-        return load_dataset(Path(path), self.graph, self.losses(), train.inputs if train else None,
+        return load_dataset(Path(path), self.graph, self._target_kinds(), train.inputs if train else None,
                             train.targets if train else None, None, with_targets=with_targets)
 
     # -- training and inference --------------------------------------------------------------------------
@@ -164,10 +173,8 @@ class Model:
         callbacks: Callback objects to run after the spec's.
         After it returns, `model.stopped` says why training ended early (None when it ran every epoch)."""
         from .spec import render
-        from .train.callbacks import RunFiles, make_callbacks
         from .train.checkpoint import TrainState
-        from .train.loop import fit
-        from .train.optimizers import make_optimizer
+        from .train.loop import FitConfig, fit
         train, validation = data if data is not None else self.spec_data()
         if self.spec.data is None:  # the spec could not tell whether there is validation data: now it can
             self._check_monitors(validation is not None)
@@ -175,9 +182,6 @@ class Model:
         if fit_spec.class_weight is not None:
             from .io.data import class_weights
             train = class_weights(train, self.graph.outputs[0], fit_spec.class_weight)
-        params = self.params
-        if not hasattr(self, "optimizer"):
-            self.optimizer = make_optimizer(self.spec.compile.optimizer, params.trainable_size, params.dtype)
         if resume is not None:
             checkpoint = self._resume_from(resume, train, batch_size)
             state = checkpoint.state
@@ -187,16 +191,20 @@ class Model:
             epochs, batch_size = epochs or fit_spec.epochs, batch_size or fit_spec.batch_size
             state = TrainState.fresh(self.spec.seed, epochs, batch_size)
             state.run = {"spec": str(self.path.resolve()), "rendered": render(self.spec), "rows": train.rows}
-        if out is not None:
-            folder = Path(out)
-            files = RunFiles(folder, folder / RESUME_CHECKPOINT, folder / "history.csv")
-        else:
-            files = RunFiles(Path.cwd())
-        history = fit(self.graph, params, self.optimizer, self._objective(), train, validation, epochs, batch_size,
-                      fit_spec.shuffle, self.spec.seed, progress, make_callbacks(fit_spec.callbacks)
-                      + list(callbacks or []), state, stop, files)
+        config = FitConfig(epochs, batch_size, fit_spec.shuffle, self.spec.seed,
+                           [c.make() for c in fit_spec.callbacks] + list(callbacks or []), progress, stop,
+                           RunFolder(Path(out)).files() if out is not None else None)
+        history = fit(self.graph, self.params, self.optimizer, self._objective(), train, validation, config, state)
         self.stopped, self.train_state = state.stopped, state
         return history
+
+    @property
+    def optimizer(self):
+        """The optimizer of this model's training: it keeps its state from one fit() to the next."""
+        if self._optimizer is None:
+            from .train.optimizers import Optimizer
+            self._optimizer = Optimizer(self.spec.compile.optimizer, self.params.trainable_size, self.params.dtype)
+        return self._optimizer
 
     def resume_epochs(self, state) -> int:
         """How many epochs a resumed run trains to: the run's own number, unless the spec's `fit.epochs` was
@@ -205,10 +213,7 @@ class Model:
         return self.spec.fit.epochs if self.spec.fit.epochs != started_with else state.epochs
 
     def _check_monitors(self, validation: bool):
-        from .graph.compile import logged_names, monitor_problem
-        logged = logged_names(self.spec, self.graph, validation)
-        problems = [Problem(why, ("fit", "callbacks", i, "monitor")) for i, callback in
-                    enumerate(self.spec.fit.callbacks) if (why := monitor_problem(callback, logged, validation))]
+        problems = check_training(self.spec, self.graph, validation)
         if problems:
             with located(self.source):
                 raise SpecError(problems)
@@ -222,7 +227,7 @@ class Model:
             checkpoint = resume
         else:
             path = Path(resume)
-            checkpoint = load_checkpoint(path / RESUME_CHECKPOINT if path.is_dir() else path)
+            checkpoint = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
         state, where = checkpoint.state, str(checkpoint.path)
         then, now = dict(state.run.get("rendered", {})), render(self.spec)
         for spec in (then, now):  # training longer is continuing the same run

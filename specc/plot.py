@@ -23,7 +23,7 @@ import unicodedata
 from pathlib import Path
 from typing import Optional
 
-from .graph import Graph, GraphLayer, Node
+from .graph import Graph, GraphLayer, ModelCall, Node, WrapperCall
 from .layers import show_shape
 
 INPUT_COLOR, OUTPUT_COLOR, MODEL_COLOR, WRAPPER_COLOR = "#dbe9f6", "#dff0d8", "#f7f7f7", "#fdf2e0"
@@ -63,19 +63,19 @@ class _Plot:
                 return
             self.layers.append(layer)
             self.home[id(layer)] = g  # for a model, corrected below
-            if layer.is_model:
-                visit_graph(layer.config, layer)
-            if layer.inner is not None:
-                visit_layer(layer.inner, g)
+            if isinstance(layer, ModelCall):
+                visit_graph(layer.graph, layer)
+            for child in ([] if isinstance(layer, ModelCall) else layer.children()):
+                visit_layer(child, g)
         visit_graph(graph, None)
 
-        models = [m for m in self.layers if m.is_model]
+        models = [m for m in self.layers if isinstance(m, ModelCall)]
         by_key = {m.key: m for m in models}
         for model in models:  # a model belongs to the graph that defines it (its weights prefix says which)
             parent = by_key.get(model.key.rpartition("/")[0])
-            self.home[id(model)] = parent.config if parent is not None else graph
+            self.home[id(model)] = parent.graph if parent is not None else graph
         # the layer of an inline TimeDistributed (`layer: {type: Dense}`) is drawn as part of its box
-        self.collapsed = {id(w.inner) for w in self.layers if self.inline(w)}
+        self.collapsed = {id(_wrapped(w)) for w in self.layers if self.inline(w)}
         self.drawn = [x for x in self.layers if id(x) not in self.collapsed]
         # where each box or cluster is drawn: inside the first TimeDistributed of its own graph that applies
         # it, else in its graph (the top level, or its model's cluster)
@@ -88,16 +88,16 @@ class _Plot:
 
     def inline(self, wrapper: GraphLayer) -> bool:
         """A TimeDistributed over a layer of its own (`layer: {type: Dense, ...}`)."""
-        return wrapper.inner is not None and wrapper.inner.path == wrapper.path + ("layer",)
+        return _wrapped(wrapper) is not None and _wrapped(wrapper).path == wrapper.path + ("layer",)
 
     def applies(self, wrapper: GraphLayer) -> Optional[GraphLayer]:
         """The named layer or model a TimeDistributed applies (through inline TimeDistributeds), if any."""
         while self.inline(wrapper):
-            wrapper = wrapper.inner
-        return wrapper.inner
+            wrapper = _wrapped(wrapper)
+        return _wrapped(wrapper)
 
     def depth(self, wrapper: GraphLayer) -> int:
-        return 1 + (self.depth(wrapper.inner) if self.inline(wrapper) else 0)
+        return 1 + (self.depth(_wrapped(wrapper)) if self.inline(wrapper) else 0)
 
     # -- ids, entry and exit points ------------------------------------------------------------------------
     def id(self, key, prefix: str = "n") -> str:
@@ -117,19 +117,19 @@ class _Plot:
 
     def wraps_in_cluster(self, layer: GraphLayer) -> bool:
         """A TimeDistributed drawn as a cluster around the layer or model it applies."""
-        inner = self.applies(layer) if layer.inner is not None else None
+        inner = self.applies(layer) if _wrapped(layer) is not None else None
         return inner is not None and self.container.get(id(inner)) is layer
 
     def entry(self, layer: GraphLayer, position: int) -> str:
-        if layer.is_model:
-            return self.input_id(layer.config, list(layer.config.inputs)[position])
+        if isinstance(layer, ModelCall):
+            return self.input_id(layer.graph, list(layer.graph.inputs)[position])
         if self.wraps_in_cluster(layer):
             return self.entry(self.applies(layer), position)
         return self.box_id(layer)
 
     def exit(self, layer: GraphLayer) -> str:
-        if layer.is_model:
-            return self.source(layer.config, layer.config.outputs[0])
+        if isinstance(layer, ModelCall):
+            return self.source(layer.graph, layer.graph.outputs[0])
         if self.wraps_in_cluster(layer):
             return self.exit(self.applies(layer))
         return self.box_id(layer)
@@ -187,8 +187,8 @@ class _Plot:
                     lines.append(f"{indent}{self.input_id(obj, name)} [label={label}];")
                     continue
                 layer: GraphLayer = obj
-                if layer.is_model or self.wraps_in_cluster(layer):
-                    is_model = layer.is_model
+                if isinstance(layer, ModelCall) or self.wraps_in_cluster(layer):
+                    is_model = isinstance(layer, ModelCall)
                     kind_name = "Model" if is_model else " of ".join(["TimeDistributed"] * self.depth(layer))
                     header = self.title(layer, kind_name)
                     if not is_model:
@@ -203,10 +203,11 @@ class _Plot:
                     emit(id(layer), indent + "  ")
                     lines.append(f"{indent}}}")
                     continue
-                if layer.inner is not None:  # a TimeDistributed box: over an inline layer, or one drawn elsewhere
-                    inner = layer.inner
-                    type_name = (f"TimeDistributed({inner.type_name})" if self.inline(layer)
-                                 else f"TimeDistributed({inner.name})")
+                if _wrapped(layer) is not None:  # a TimeDistributed box: over an inline layer, or one drawn elsewhere
+                    inner = _wrapped(layer)
+                    wrapper_name = type(layer.config).__name__
+                    type_name = (f"{wrapper_name}({inner.type_name})" if self.inline(layer)
+                                 else f"{wrapper_name}({inner.name})")
                 else:
                     type_name = layer.type_name
                 color = OUTPUT_COLOR if id(layer) in outputs else None
@@ -227,12 +228,17 @@ class _Plot:
                     attrs = f' [label="{_quote(", ".join(parts))}"]' if parts else ""
                     lines.append(f"  {self.source(g, tensor)} -> {self.entry(layer, position)}{attrs};")
         for wrapper in self.drawn:  # a TimeDistributed drawn apart from the layer or model it applies
-            inner = self.applies(wrapper) if wrapper.inner is not None else None
+            inner = self.applies(wrapper) if _wrapped(wrapper) is not None else None
             if inner is not None and not self.wraps_in_cluster(wrapper):
                 lines.append(f"  {self.box_id(wrapper)} -> {self.entry(inner, 0)} "
                              f'[style=dashed, arrowhead=odot, label="applies to each step"];')
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+
+def _wrapped(layer: GraphLayer) -> Optional[GraphLayer]:
+    """What a wrapper applies; None for anything else."""
+    return layer.inner if isinstance(layer, WrapperCall) else None
 
 
 def _quote(value: str) -> str:

@@ -6,6 +6,7 @@ from typing import Optional
 import numpy as np
 
 from .graph import Graph
+from .train.losses import LOSSES
 
 DEFAULT_ID_RANGE = 10
 
@@ -23,12 +24,12 @@ def synthesize(graph: Graph, losses: dict[str, str], rows: int, seed: int = 0,
             array = rng.normal(size=(rows, *shape)).astype(np.float32)
         arrays[(input_names or {}).get(name, name)] = array
     for name in graph.outputs:
-        shape, loss = graph.shapes[name], losses[name]
-        if loss == "sparse_categorical_crossentropy":
+        shape, kind = graph.shapes[name], LOSSES[losses[name]].targets
+        if kind == "labels":
             target = rng.integers(0, shape[-1], size=(rows, *shape[:-1]))
-        elif loss == "categorical_crossentropy":
+        elif kind == "one_hot":
             target = np.eye(shape[-1], dtype=np.float32)[rng.integers(0, shape[-1], size=(rows, *shape[:-1]))]
-        elif loss == "binary_crossentropy":
+        elif kind == "binary":
             target = rng.integers(0, 2, size=(rows, *shape)).astype(np.float32)
         else:
             target = rng.normal(size=(rows, *shape)).astype(np.float32)

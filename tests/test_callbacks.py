@@ -14,7 +14,6 @@ import pytest
 import specc
 from support import DIGITS, DIGITS_DATA, digits
 from specc.errors import dotted
-from specc.spec import format as F
 from specc.train import callbacks as C
 from specc.train.checkpoint import load_checkpoint
 from specc.train.losses import LOSSES
@@ -74,7 +73,7 @@ def test_callbacks_by_snake_name_keras_class_name_or_bare_string(tmp_path):
     assert (plateau.monitor, plateau.factor, plateau.patience, plateau.min_delta, plateau.cooldown,
             plateau.min_lr) == ("val_loss", 0.1, 10, 1e-4, 0, 0.0)
     assert (checkpoint.monitor, checkpoint.path) == ("val_loss", "best.npz")
-    assert F.ModelCheckpoint(type="model_checkpoint").path == "checkpoint.npz"
+    assert C.ModelCheckpointSettings(type="model_checkpoint").path == "checkpoint.npz"
 
 
 @pytest.mark.parametrize("entry, at, path, parts", [
@@ -194,7 +193,7 @@ def run(callback, values, monitor="val_loss", stub=None):
 
 
 def stopping(**settings):
-    return C.EarlyStopping(F.EarlyStopping(type="early_stopping", **settings))
+    return C.EarlyStopping(C.EarlyStoppingSettings(type="early_stopping", **settings))
 
 
 @pytest.mark.parametrize("settings, values, stopped_at", [
@@ -237,7 +236,7 @@ def test_early_stopping_restores_the_best_epochs_weights():
 
 
 def plateau(**settings):
-    return C.ReduceLROnPlateau(F.ReduceLROnPlateau(type="reduce_lr_on_plateau", **settings))
+    return C.ReduceLROnPlateau(C.ReduceLROnPlateauSettings(type="reduce_lr_on_plateau", **settings))
 
 
 def learning_rates(callback, values):
@@ -266,11 +265,11 @@ def test_reduce_lr_on_plateau(settings, values, logged, final):
 
 
 def test_optimizers_train_with_the_changed_learning_rate():
-    from specc.train.optimizers import make_optimizer
-    for config in (F.SGD(type="sgd"), F.Adam(type="adam"), F.RMSprop(type="rmsprop")):
+    from specc.train.optimizers import SGD, Adam, Optimizer, RMSprop
+    for config in (SGD(type="sgd"), Adam(type="adam"), RMSprop(type="rmsprop")):
         steps = []
         for rate in (config.learning_rate, config.learning_rate / 10):
-            optimizer = make_optimizer(config, 3)
+            optimizer = Optimizer(config, 3)
             optimizer.learning_rate = rate
             weights = np.ones(3, np.float32)
             optimizer.step(weights, np.full(3, 0.5, np.float32))

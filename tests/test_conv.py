@@ -6,7 +6,7 @@ import pytest
 from gradcheck import check_layer_gradients
 from pydantic import ValidationError
 
-from specc.layers import LAYER_NAMES, ShapeError
+from specc.layers import LAYERS, ShapeError
 from specc.layers import conv as conv_module
 from specc.layers.conv import Conv2D, MaxPooling2D
 
@@ -378,7 +378,7 @@ def test_weights_are_named_and_shaped_as_keras():
 
 
 def test_configuration_is_validated():
-    assert {"Conv2D", "MaxPooling2D"} <= set(LAYER_NAMES)
+    assert {"Conv2D", "MaxPooling2D"} <= set(LAYERS)
     assert conv(filters=2, kernel_size=[3, 5], strides=[1, 2]).kernel_size == [3, 5]
     for bad in [dict(kernel_size=[3]), dict(kernel_size=[3, 3, 3]), dict(kernel_size=0),
                 dict(kernel_size=3.0), dict(kernel_size=[3, 0]), dict(kernel_size=3, strides=0),

@@ -245,8 +245,8 @@ def test_float_data_into_int32_input_refused(tmp_path):
 
 
 def test_float_data_into_int32_input_of_a_spec(tmp_path):
-    from specc.layers import LAYER_NAMES
-    if "Embedding" not in LAYER_NAMES:
+    from specc.layers import LAYERS
+    if "Embedding" not in LAYERS:
         pytest.skip("Embedding is not registered yet")
     spec = tmp_path / "ids.yaml"
     spec.write_text("""\

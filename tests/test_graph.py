@@ -6,7 +6,7 @@ import pytest
 
 import specc
 from gradcheck import numeric_gradient
-from specc.runtime.execute import Parameters, backward, forward
+from specc.runtime.parameters import Parameters
 
 
 def write(tmp_path, text, name="spec.yaml"):
@@ -23,16 +23,16 @@ def check_model_gradients(model, rows=3, seed=0):
     params.initialize(seed)
     params.values[...] = rng.normal(scale=0.5, size=params.values.size)
     inputs = {n: rng.normal(size=(rows, *s)) for n, s in graph.inputs.items()}
-    values, _ = forward(graph, params, inputs, training=True)
+    values, _ = graph.forward(params, inputs, training=True)
     probes = {o: rng.normal(size=values[o].shape) for o in graph.outputs}
 
     def loss():
-        out, _ = forward(graph, params, inputs, training=True)
+        out, _ = graph.forward(params, inputs, training=True)
         return sum(float(np.sum(out[o] * probes[o])) for o in graph.outputs)
 
-    values, tape = forward(graph, params, inputs, training=True)
+    values, tape = graph.forward(params, inputs, training=True)
     params.grads[...] = 0
-    input_grads = backward(graph, params, tape, {o: p.copy() for o, p in probes.items()},
+    input_grads = graph.backward(params, tape, {o: p.copy() for o, p in probes.items()},
                            need_inputs=(True,) * len(graph.inputs))
     picks, expected = numeric_gradient(loss, params.values, max_checks=300, rng=rng)
     np.testing.assert_allclose(params.grads[picks], expected, rtol=1e-5, atol=1e-7)
@@ -296,9 +296,9 @@ def test_no_gradient_work_for_graph_inputs_or_frozen_branches(tmp_path):
     params.initialize(0)
     rng = np.random.default_rng(0)
     inputs = {n: rng.normal(size=(2, *s)) for n, s in graph.inputs.items()}
-    _, tape = forward(graph, params, inputs, training=True)
+    _, tape = graph.forward(params, inputs, training=True)
     tape[0] = tape[1] = None  # a backward through the frozen encoder would fail on these
     params.grads[...] = 0
-    assert backward(graph, params, tape, {"out": np.ones((2, 1))}) == [None, None]
+    assert graph.backward(params, tape, {"out": np.ones((2, 1))}) == [None, None]
     assert not params.grads[params.trainable_size:].any()
     assert params.trainable_grads.any()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gradcheck import check_layer_gradients
-from specc.layers import LAYER_NAMES, LSTM, Embedding
+from specc.layers import LAYERS, LSTM, Embedding
 
 
 def lstm(units, **kw):
@@ -57,14 +57,8 @@ def random_lstm_weights(layer, features, rng, scale=0.5):
 
 
 def test_registered():
-    assert "Embedding" in LAYER_NAMES and "LSTM" in LAYER_NAMES
-    assert Embedding.accepts_integers and not getattr(LSTM, "accepts_integers", False)
-
-
-def test_lstm_activation_codes_match_kernels():
-    from specc.kernels.activations import CODES
-    from specc.layers.recurrent import _CODES
-    assert all(CODES[name] == code for name, code in _CODES.items())
+    assert "Embedding" in LAYERS and "LSTM" in LAYERS
+    assert Embedding.accepts_integers and not LSTM.accepts_integers
 
 
 # ---------------------------------------------------------------- Embedding
@@ -241,7 +235,7 @@ def test_models_with_embedding_and_shared_lstm(tmp_path):
 
     import specc
     from gradcheck import numeric_gradient
-    from specc.runtime.execute import Parameters, backward, forward
+    from specc.runtime.parameters import Parameters
 
     path = tmp_path / "spec.yaml"
     path.write_text(textwrap.dedent("""
@@ -276,12 +270,12 @@ def test_models_with_embedding_and_shared_lstm(tmp_path):
     probe = rng.normal(size=(3, 1))
 
     def loss():
-        out, _ = forward(graph, params, inputs, training=True)
+        out, _ = graph.forward(params, inputs, training=True)
         return float(np.sum(out["out"] * probe))
 
-    _, tape = forward(graph, params, inputs, training=True)
+    _, tape = graph.forward(params, inputs, training=True)
     params.grads[...] = 0
-    input_grads = dict(zip(graph.inputs, backward(graph, params, tape, {"out": probe.copy()},
+    input_grads = dict(zip(graph.inputs, graph.backward(params, tape, {"out": probe.copy()},
                                                   need_inputs=(True,) * len(graph.inputs))))
     picks, expected = numeric_gradient(loss, params.values, max_checks=300, rng=rng)
     np.testing.assert_allclose(params.grads[picks], expected, rtol=1e-5, atol=1e-7)

@@ -1,5 +1,7 @@
-"""From a validated spec to a compiled graph of layers and nodes with every shape known."""
+"""From a validated spec to a compiled graph of layers and nodes with every shape known, and running it."""
 from .compile import compile_spec, keras_name
-from .nodes import Graph, GraphLayer, Node
+from .graph import Graph
+from .nodes import CallError, GraphLayer, LayerCall, ModelCall, Node, WrapperCall
 
-__all__ = ["compile_spec", "keras_name", "Graph", "GraphLayer", "Node"]
+__all__ = ["compile_spec", "keras_name", "Graph", "CallError", "GraphLayer", "LayerCall", "ModelCall", "Node",
+           "WrapperCall"]

@@ -6,13 +6,13 @@ carries the key path of the spec entry that causes it.
 from __future__ import annotations
 
 import re
-import string
 from typing import Callable, Optional
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
-from ..layers import Layer, ShapeError, TimeDistributed, show_shape
+from ..layers import Layer, Wrapper
 from ..spec.format import Call, GraphModel, ImportedModel, SequentialModel, Spec, names
-from .nodes import Graph, GraphLayer, Node
+from .graph import Graph
+from .nodes import CallError, GraphLayer, LayerCall, ModelCall, Node, WrapperCall
 
 # Given an ImportedModel entry and its key path, returns the definition of the model it names.
 ImportResolver = Callable[[ImportedModel, KeyPath], GraphModel]
@@ -103,7 +103,7 @@ class _Compiler:
         graph = self.graph(name, definition, path, _Scope(definition.models, path, key + "/", scope, self))
         if graph is None:
             return None
-        return GraphLayer(name, key, graph, path, trainable=trainable)
+        return ModelCall(name, key, path, trainable=trainable, graph=graph)
 
     def graph(self, name: str, model: GraphModel, path: KeyPath, scope: _Scope) -> Optional[Graph]:
         before = len(self.problems)
@@ -121,10 +121,9 @@ class _Compiler:
             if isinstance(entry, Layer):
                 if entry_name in scope.names():
                     problems.add(entry_path, f"'{entry_name}' is already the name of a model")
-                layers[entry_name] = GraphLayer(entry_name, scope.key_prefix + entry_name, entry, entry_path,
-                                                trainable=entry.trainable)
+                layers[entry_name] = graph_layer(entry_name, scope.key_prefix + entry_name, entry, entry_path)
         for layer in layers.values():
-            if isinstance(layer.config, TimeDistributed):
+            if isinstance(layer, WrapperCall):
                 layer.inner = self.wrapped(layer, layers, scope)
         self.wrapping_cycles(layers)
         for entry_name, entry in model.layers.items():
@@ -144,14 +143,14 @@ class _Compiler:
                     defined_only = " (that entry only defines a layer; use `call:` to apply it)" \
                         if tensor in layers and not hint else ""
                     problems.add(where, f"unknown tensor '{tensor}'{hint}{defined_only}")
-        wrapped_layers = []  # what each TimeDistributed applies, and what that applies, ...
+        wrapped_layers = []  # what each wrapper applies, and what that applies, ...
         for layer in layers.values():
-            inner = layer.inner
+            inner = _inner(layer)
             while inner is not None and all(inner is not w for w in wrapped_layers):
                 wrapped_layers.append(inner)
-                inner = inner.inner
+                inner = _inner(inner)
         for layer_name, layer in layers.items():
-            if not layer.config.input_names and not any(c[0] is layer for c in calls.values()) \
+            if not model.layers[layer_name].input_names and not any(c[0] is layer for c in calls.values()) \
                     and not any(w is layer for w in wrapped_layers):
                 problems.add(layer.path, f"layer '{layer_name}' is defined but never called; give it `inputs:` "
                                          f"or call it with `{{call: {layer_name}, inputs: ...}}`")
@@ -172,12 +171,17 @@ class _Compiler:
                 continue
             if any(t not in shapes for t in inputs):
                 continue  # an input failed to compile; its own problem is reported
-            node = self.node(callee, tensor, inputs, [shapes[t] for t in inputs],
-                             [dtypes.get(t) for t in inputs], entry_path)
-            if node is not None:
-                nodes.append(node)
-                layers[callee.name] = callee
-                shapes[tensor] = node.output_shape
+            if _unresolved(callee):
+                continue  # what it wraps is unknown; that problem is reported
+            try:
+                node = callee.call(inputs, tensor, [shapes[t] for t in inputs], [dtypes.get(t) for t in inputs],
+                                   entry_path)
+            except CallError as e:
+                problems.add(entry_path + e.key, e.message)
+                continue
+            nodes.append(node)
+            layers[callee.name] = callee
+            shapes[tensor] = node.output_shape
         if len(problems) > before:
             return None
 
@@ -197,17 +201,17 @@ class _Compiler:
                                                 f"{did_you_mean(target, [*layers, *scope.names()])}")
         return found
 
-    def wrapped(self, wrapper: GraphLayer, layers: dict, scope: _Scope) -> Optional[GraphLayer]:
-        """The layer or model a TimeDistributed applies: named elsewhere (shared weights) or inline."""
+    def wrapped(self, wrapper: WrapperCall, layers: dict, scope: _Scope) -> Optional[GraphLayer]:
+        """The layer or model a wrapper applies: named elsewhere (shared weights) or inline."""
         target = wrapper.config.layer
         where = wrapper.path + ("layer",)
         if not isinstance(target, str):
-            inline = GraphLayer(wrapper.name, wrapper.key, target, where, trainable=target.trainable)
-            if isinstance(target, TimeDistributed):  # TimeDistributed(TimeDistributed(...)): resolve that one too
+            inline = graph_layer(wrapper.name, wrapper.key, target, where)
+            if isinstance(inline, WrapperCall):  # TimeDistributed(TimeDistributed(...)): resolve that one too
                 inline.inner = self.wrapped(inline, layers, scope)
             return inline
         if target == wrapper.name:
-            self.problems.add(where, "a TimeDistributed cannot wrap itself")
+            self.problems.add(where, f"a {type(wrapper.config).__name__} cannot wrap itself")
             return None
         if target in layers:
             return layers[target]
@@ -222,13 +226,13 @@ class _Compiler:
         return found
 
     def wrapping_cycles(self, layers: dict):
-        """TimeDistributed layers that wrap each other by name (a wraps b, b wraps a) would apply forever."""
+        """Wrappers that wrap each other by name (a wraps b, b wraps a) would apply forever."""
         reported: set[int] = set()
         for layer in layers.values():
-            chain, inner = [layer], layer.inner
+            chain, inner = [layer], _inner(layer)
             while inner is not None and all(inner is not c for c in chain):
                 chain.append(inner)
-                inner = inner.inner
+                inner = _inner(inner)
             if inner is layer and id(layer) not in reported:
                 reported.update(id(c) for c in chain)
                 self.problems.add(layer.path + ("layer",), "TimeDistributed layers wrap each other in a cycle: "
@@ -260,70 +264,6 @@ class _Compiler:
             if not visit(tensor, []):
                 return None
         return order
-
-    def node(self, layer: GraphLayer, output: str, inputs: list[str], input_shapes: list, input_dtypes: list,
-             path: KeyPath) -> Optional[Node]:
-        shown = " and ".join(map(show_shape, input_shapes))
-        if isinstance(layer.config, TimeDistributed):
-            if layer.inner is None:
-                return None
-            if len(input_shapes) != 1 or len(input_shapes[0]) < 2:
-                self.problems.add(path + ("inputs",), f"TimeDistributed takes one input of shape "
-                                                      f"(None, steps, ...), got {shown}")
-                return None
-            steps, step_shape = input_shapes[0][0], input_shapes[0][1:]
-            inner = self.node(layer.inner, output, inputs, [step_shape], input_dtypes, path)
-            if inner is None:
-                return None
-            output_shape = (steps, *inner.output_shape)
-        elif layer.is_model:
-            graph: Graph = layer.config
-            expected = list(graph.inputs.values())
-            if len(input_shapes) != len(expected):
-                self.problems.add(path + ("inputs",), f"model '{layer.name}' takes {len(expected)} input(s), "
-                                                      f"got {len(input_shapes)}")
-                return None
-            if input_shapes != expected:
-                self.problems.add(path + ("inputs",), f"model '{layer.name}' expects "
-                                  f"{' and '.join(map(show_shape, expected))}, got {shown}")
-                return None
-            if len(graph.outputs) != 1:
-                self.problems.add(path, f"model '{layer.name}' has {len(graph.outputs)} outputs; "
-                                        "only single-output models can be called")
-                return None
-            output_shape = graph.shapes[graph.outputs[0]]
-        else:
-            config: Layer = layer.config
-            type_name = type(config).__name__
-            arity = config.arity
-            if arity is not None and len(input_shapes) != arity:
-                self.problems.add(path + ("inputs",), f"{type_name} takes {arity} input, got {len(input_shapes)}")
-                return None
-            if arity is None and len(input_shapes) < 2:
-                self.problems.add(path + ("inputs",), f"{type_name} joins two or more inputs, got {len(input_shapes)}")
-                return None
-            for tensor, dtype in zip(inputs, input_dtypes):
-                if dtype is not None and dtype.startswith("int") and not getattr(config, "accepts_integers", False):
-                    self.problems.add(path + ("inputs",), f"{type_name} takes float inputs, but input '{tensor}' "
-                                      f"is {dtype}; declare it float32, or feed it to an Embedding first")
-                    return None
-            try:
-                output_shape = tuple(config.output_shape(list(input_shapes)))
-                weights = {k: tuple(v) for k, v in config.weight_shapes(list(input_shapes)).items()}
-            except ShapeError as e:
-                said = str(e)  # the layer type and the input shapes are said once, whether or not the layer says them
-                on = "" if shown in said else f" on {shown}"
-                self.problems.add(path, said if said.startswith(type_name) and not on else f"{type_name}{on}: {said}")
-                return None
-            if layer.nodes and weights != layer.weight_shapes:
-                first = " and ".join(map(show_shape, layer.nodes[0].input_shapes))
-                self.problems.add(path + ("inputs",), f"layer '{layer.name}' was built for {first} at node 0; "
-                                  f"its weights do not fit {shown}")
-                return None
-            layer.weight_shapes = weights
-        node = Node(layer, len(layer.nodes), list(inputs), output, list(input_shapes), output_shape, path)
-        layer.nodes.append(node)
-        return node
 
     def check_outputs(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
         """Every output is a layer's tensor, listed once."""
@@ -357,6 +297,26 @@ class _Compiler:
                 self.problems.add(entry_path, f"'{tensor}' reaches no output; list it in `outputs` or remove it")
 
 
+def graph_layer(name: str, key: str, config: Layer, path: KeyPath) -> GraphLayer:
+    """The graph's own record of a layer entry: a wrapper's what it wraps is resolved later."""
+    if isinstance(config, Wrapper):
+        return WrapperCall(name, key, path, trainable=config.trainable, config=config)
+    return LayerCall(name, key, path, trainable=config.trainable, config=config)
+
+
+def _inner(layer: GraphLayer) -> Optional[GraphLayer]:
+    return layer.inner if isinstance(layer, WrapperCall) else None
+
+
+def _unresolved(layer: GraphLayer) -> bool:
+    """A wrapper, or a wrapper inside it, whose layer could not be resolved."""
+    while isinstance(layer, WrapperCall):
+        if layer.inner is None:
+            return True
+        layer = layer.inner
+    return False
+
+
 def sequential_as_graph(model: SequentialModel) -> GraphModel:
     """A stack as a functional model: input 'input', each layer named as in Keras (dense, dense_1, ...)."""
     layers, counts, previous = {}, {}, "input"
@@ -382,144 +342,6 @@ def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None, na
         compiler.problems.add(("data", "validation_split"), "give either `validation` or `validation_split`, "
                                                              "not both")
     graph = compiler.graph(spec.name, spec, (), _Scope(spec.models, (), "", None, compiler))
-    if graph is not None:
-        check_training_sections(spec, graph, compiler.problems)
-        check_fit_section(spec, graph, compiler.problems)
     if compiler.problems:
         raise SpecError(list(compiler.problems))
     return graph
-
-
-def check_training_sections(spec: Spec, graph: Graph, problems: _Problems):
-    """`compile` and `data` may only name the model's own outputs and inputs, and must cover every output."""
-    outputs = graph.outputs
-
-    def known(names_given, what: str, choices: list[str], path: KeyPath):
-        for name in names_given:
-            if name not in choices:
-                problems.add(path + (name,), f"'{name}' is not a model {what}{did_you_mean(name, choices)}; "
-                                             f"the model's {what}s: {', '.join(choices)}", at_key=True)
-
-    loss = spec.compile.loss
-    if isinstance(loss, dict):
-        known(loss, "output", outputs, ("compile", "loss"))
-        for out in outputs:
-            if out not in loss:
-                problems.add(("compile", "loss"), f"output '{out}' has no loss; give one for every output")
-    weights = spec.compile.loss_weights
-    if isinstance(weights, dict):
-        known(weights, "output", outputs, ("compile", "loss_weights"))
-    elif isinstance(weights, list) and len(weights) != len(outputs):
-        problems.add(("compile", "loss_weights"), f"{len(weights)} loss weight(s) for {len(outputs)} output(s)")
-    if isinstance(spec.compile.metrics, dict):
-        known(spec.compile.metrics, "output", outputs, ("compile", "metrics"))
-    if spec.data is not None:
-        for part in ("train", "validation"):
-            source = getattr(spec.data, part)
-            if source is None:
-                continue
-            if source.inputs is not None:
-                known(source.inputs, "input", list(graph.inputs), ("data", part, "inputs"))
-            if source.targets is not None:
-                known(source.targets, "output", outputs, ("data", part, "targets"))
-
-
-CLASSIFICATION = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
-RESUME_CHECKPOINT = "checkpoint.npz"  # the run folder's own checkpoint, written after every epoch
-
-
-def has_validation(spec: Spec) -> Optional[bool]:
-    """Whether the spec's data has a validation set; None when the spec names no data (it is given in code)."""
-    if spec.data is None:
-        return None
-    return spec.data.validation is not None or spec.data.validation_split > 0
-
-
-def logged_names(spec: Spec, graph: Graph, validation: Optional[bool]) -> list[str]:
-    """The names a training run logs each epoch, as Keras names them (`loss`, `out_loss`, `val_accuracy`, ...)."""
-    outputs = graph.outputs
-    logged = ["loss"] + ([f"{o}_loss" for o in outputs] if len(outputs) > 1 else [])
-    wanted = spec.compile.metrics
-    for o in outputs:
-        for metric in (wanted.get(o, []) if isinstance(wanted, dict) else wanted):
-            metric = "accuracy" if metric == "acc" else metric
-            name = metric if len(outputs) == 1 else f"{o}_{metric}"
-            if name not in logged:
-                logged.append(name)
-    if validation is not False:
-        logged += [f"val_{name}" for name in logged]
-    if any(c.type == "reduce_lr_on_plateau" for c in spec.fit.callbacks):
-        logged.append("learning_rate")
-    return logged
-
-
-def monitor_problem(callback, logged: list[str], validation: Optional[bool]) -> Optional[str]:
-    """Why a callback cannot watch what it monitors, or None."""
-    monitor = getattr(callback, "monitor", None)
-    if monitor is None or monitor in logged:
-        return None
-    default = "" if "monitor" in callback.model_fields_set else " (the default)"
-    said = f"{callback.type} monitors '{monitor}'{default}"
-    if monitor.startswith("val_") and not validation and monitor[4:] in logged:
-        return (f"{said}, but the run has no validation data; add `data.validation` or "
-                f"`data.validation_split`, or monitor '{monitor[4:]}'")
-    return f"{said}, which the run does not log{did_you_mean(monitor, logged)}; it logs: {', '.join(logged)}"
-
-
-def check_fit_section(spec: Spec, graph: Graph, problems: _Problems):
-    """Callbacks watch names the run logs and write files they can name; class weights fit the output."""
-    validation = has_validation(spec)
-    logged = logged_names(spec, graph, validation)
-    for i, callback in enumerate(spec.fit.callbacks):
-        path = ("fit", "callbacks", i)
-        why = monitor_problem(callback, logged, validation)
-        if why:
-            problems.add(path + ("monitor",), why)
-        if callback.type == "model_checkpoint":
-            for message in _filepath_problems(callback, logged):
-                problems.add(path + ("filepath",), message)
-    if spec.fit.class_weight is not None:
-        _check_class_weight(spec, graph, problems)
-
-
-def _filepath_problems(callback, logged: list[str]) -> list[str]:
-    filepath = callback.path
-    if not filepath.endswith(".npz"):
-        return [f"'{filepath}' must end in .npz (a checkpoint is an .npz archive)"]
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(filepath) if f is not None]
-    except ValueError as e:
-        return [f"'{filepath}' is not a valid pattern: {e}"]
-    for field_name in fields:
-        if field_name != "epoch" and field_name not in logged:
-            return [f"'{{{field_name}}}' in '{filepath}' is not a name the run logs"
-                    f"{did_you_mean(field_name, ['epoch', *logged])}; it may use {{epoch}} and: {', '.join(logged)}"]
-    try:
-        filepath.format(epoch=1, **{name: 0.5 for name in logged})
-    except (ValueError, IndexError, KeyError) as e:
-        return [f"'{filepath}' cannot be formatted: {e}"]
-    if filepath in (RESUME_CHECKPOINT, f"./{RESUME_CHECKPOINT}") and (callback.save_best_only
-                                                                     or callback.save_weights_only):
-        return [f"'{RESUME_CHECKPOINT}' is the run's own checkpoint, written after every epoch for --resume; "
-                "give this one another name, e.g. best.npz"]
-    return []
-
-
-def _check_class_weight(spec: Spec, graph: Graph, problems: _Problems):
-    path = ("fit", "class_weight")
-    if len(graph.outputs) != 1:
-        problems.add(path, f"class_weight needs a model with one output; this one has {len(graph.outputs)} "
-                           f"({', '.join(graph.outputs)}): give per-row weights with `data.train.sample_weight`")
-        return
-    (output,) = graph.outputs
-    loss = spec.compile.loss if isinstance(spec.compile.loss, str) else spec.compile.loss.get(output)
-    shape = graph.shapes[output]
-    if loss not in CLASSIFICATION or len(shape) != 1:
-        problems.add(path, f"class_weight weights classes, but output '{output}' of shape {show_shape(shape)} "
-                           f"with loss {loss} has none; give per-row weights with `data.train.sample_weight`")
-        return
-    classes = 2 if shape[-1] == 1 else shape[-1]
-    for index in spec.fit.class_weight:
-        if index >= classes:
-            problems.add(path + (index,), f"class {index} is outside [0, {classes}) of output '{output}'",
-                         at_key=True)

@@ -1,13 +1,37 @@
-"""The compiled graph: layers, the nodes that call them, and every tensor's shape."""
+"""What a graph calls: a layer, a sub-model or a wrapper, each defined once and called at one or more nodes.
+
+The three kinds share one interface, so the compiler, the executor, `summary` and `plot` never ask which
+kind they hold:
+
+    output_shape_for(input_shapes, input_dtypes)   the shape one call makes; CallError when it cannot
+    forward(params, xs, training)                  -> (y, cache)
+    backward(params, cache, dy, need_dx)           -> [dx for each input]; weight gradients into params
+    children()                                     the layers and models it applies (traversal)
+    learns(), count_params(), id_limits(position), type_name
+
+`params` is the executor's weight store: `params.weights(layer)` and `params.gradients(layer)` give a
+layer's arrays by weight name.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
 from ..errors import KeyPath
-from ..layers import Layer, Shape, show_shape
+from ..layers import InputsError, Layer, Shape, ShapeError, Wrapper, show_shape
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+
+class CallError(Exception):
+    """A call that cannot be made; `key` is where under the calling entry the problem lies (() or ("inputs",))."""
+
+    def __init__(self, message: str, key: KeyPath = ()):
+        super().__init__(message)
+        self.message, self.key = message, key
 
 
 @dataclass(eq=False)
@@ -24,33 +48,49 @@ class Node:
 
 @dataclass(eq=False)
 class GraphLayer:
-    """A layer or sub-model as defined once in a spec; called at one or more nodes, with one set of weights."""
+    """A layer, model or wrapper as defined once in a spec; called at one or more nodes, with one set of weights."""
     name: str
     key: str                   # prefix of its weights in a weights file: "dense_1", "vision_model/conv_1"
-    config: Union[Layer, "Graph"]
     path: KeyPath
     trainable: bool = True
-    weight_shapes: dict[str, Shape] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
-    inner: Optional["GraphLayer"] = None   # what a TimeDistributed wrapper applies at every step
-
-    @property
-    def is_model(self) -> bool:
-        return isinstance(self.config, Graph)
 
     @property
     def type_name(self) -> str:
-        if self.inner is not None:
-            return f"TimeDistributed({self.inner.type_name})"
-        return "Model" if self.is_model else type(self.config).__name__
+        raise NotImplementedError
+
+    def children(self) -> list["GraphLayer"]:
+        return []
 
     def count_params(self) -> int:
-        if self.inner is not None:
-            return self.inner.count_params()
-        if self.is_model:
-            return self.config.count_params()
-        return sum(int(np.prod(s)) for s in self.weight_shapes.values())
+        return sum(child.count_params() for child in self.children())
 
+    def learns(self) -> bool:
+        """Whether it holds weights that training changes."""
+        return self.trainable and any(child.learns() for child in self.children())
+
+    def id_limits(self, position: int) -> list[int]:
+        """Id ranges its input at `position` must respect (Embedding's input_dim, inside sub-models too)."""
+        return []
+
+    def output_shape_for(self, input_shapes: list[Shape], input_dtypes: list[Optional[str]]) -> Shape:
+        raise NotImplementedError
+
+    def call(self, inputs: list[str], output: str, input_shapes: list[Shape], input_dtypes: list[Optional[str]],
+             path: KeyPath) -> Node:
+        """A new node of this layer; raises CallError when the inputs do not fit."""
+        output_shape = self.output_shape_for(list(input_shapes), list(input_dtypes))
+        node = Node(self, len(self.nodes), list(inputs), output, list(input_shapes), output_shape, path)
+        self.nodes.append(node)
+        return node
+
+    def forward(self, params, xs: list[np.ndarray], training: bool):
+        raise NotImplementedError
+
+    def backward(self, params, cache, dy: np.ndarray, need_dx: bool) -> list:
+        raise NotImplementedError
+
+    # -- shapes per node, as the guide's layer-node API has them ------------------------------------------
     def get_input_shape_at(self, index: int) -> Union[Shape, list[Shape]]:
         shapes = self._node(index).input_shapes
         return shapes[0] if len(shapes) == 1 else shapes
@@ -87,88 +127,141 @@ def _show(shape) -> str:
     return ", ".join(map(show_shape, shape)) if isinstance(shape, list) else show_shape(shape)
 
 
-@dataclass(eq=False)
-class Graph:
-    """A functional model: inputs, nodes in an order where each comes after what it reads, outputs."""
-    name: str
-    inputs: dict[str, Shape]
-    input_dtypes: dict[str, str]
-    nodes: list[Node]
-    outputs: list[str]
-    layers: dict[str, GraphLayer]   # every layer called in this graph (including models from outer scopes)
-    shapes: dict[str, Shape]        # every tensor
+@dataclass(eq=False, kw_only=True)
+class LayerCall(GraphLayer):
+    """A plain layer: its config computes; its weights are built by its first call."""
+    config: Layer
+    weight_shapes: dict[str, Shape] = field(default_factory=dict)
 
-    def all_layers(self) -> list[GraphLayer]:
-        """Each layer with weights, once, descending into sub-models; a weight's key is layer.key/name."""
-        seen: dict[int, GraphLayer] = {}
+    @property
+    def type_name(self) -> str:
+        return type(self.config).__name__
 
-        def visit(graph: Graph):
-            for layer in graph.layers.values():
-                visit_layer(layer)
+    def count_params(self) -> int:
+        return sum(int(np.prod(s)) for s in self.weight_shapes.values())
 
-        def visit_layer(layer: GraphLayer):
-            if id(layer) in seen:
-                return
-            seen[id(layer)] = layer
-            if layer.inner is not None:
-                visit_layer(layer.inner)
-            if layer.is_model:
-                visit(layer.config)
-        visit(self)
-        return [layer for layer in seen.values() if not layer.is_model and layer.inner is None]
+    def learns(self) -> bool:
+        return self.trainable and bool(self.weight_shapes)
 
-    def weight_shapes(self) -> dict[str, Shape]:
-        return {f"{layer.key}/{name}": shape
-                for layer in self.all_layers() for name, shape in layer.weight_shapes.items()}
+    def id_limits(self, position: int) -> list[int]:
+        limit = self.config.id_limit()
+        return [] if limit is None else [limit]
 
-    def count_params(self, trainable: bool | None = None) -> int:
-        return sum(int(np.prod(shape)) for layer in self.all_layers()
-                   if trainable is None or self.is_trainable(layer) == trainable
-                   for shape in layer.weight_shapes.values())
+    def output_shape_for(self, input_shapes, input_dtypes):
+        config, type_name = self.config, self.type_name
+        try:
+            output_shape = tuple(config.output_shape(input_shapes))
+            weights = {k: tuple(v) for k, v in config.weight_shapes(input_shapes).items()}
+        except InputsError as e:
+            raise CallError(str(e), ("inputs",)) from None
+        except ShapeError as e:
+            shown = " and ".join(map(show_shape, input_shapes))
+            said = str(e)  # the layer type and the input shapes are said once, whether or not the layer says them
+            on = "" if shown in said else f" on {shown}"
+            raise CallError(said if said.startswith(type_name) and not on else f"{type_name}{on}: {said}") from None
+        if self.nodes and weights != self.weight_shapes:
+            first = " and ".join(map(show_shape, self.nodes[0].input_shapes))
+            shown = " and ".join(map(show_shape, input_shapes))
+            raise CallError(f"layer '{self.name}' was built for {first} at node 0; its weights do not fit {shown}",
+                            ("inputs",))
+        self.weight_shapes = weights
+        return output_shape
 
-    def is_trainable(self, layer: GraphLayer) -> bool:
-        """A layer trains unless it, or a model that holds it, is frozen."""
-        return layer.trainable and all(owner.trainable for owner in self._owners(layer))
+    def call(self, inputs, output, input_shapes, input_dtypes, path):
+        """Checks how many inputs it is given and their dtypes first: those problems lie in `inputs:`."""
+        arity, given, type_name = self.config.arity, len(inputs), self.type_name
+        if arity is not None and given != arity:
+            raise CallError(f"{type_name} takes {arity} input, got {given}", ("inputs",))
+        if arity is None and given < 2:
+            raise CallError(f"{type_name} joins two or more inputs, got {given}", ("inputs",))
+        for tensor, dtype in zip(inputs, input_dtypes):
+            if dtype is not None and dtype.startswith("int") and not self.config.accepts_integers:
+                raise CallError(f"{type_name} takes float inputs, but input '{tensor}' is {dtype}; declare it "
+                                "float32, or feed it to an Embedding first", ("inputs",))
+        return super().call(inputs, output, input_shapes, input_dtypes, path)
 
-    def _owners(self, target: GraphLayer) -> list[GraphLayer]:
-        def path_to(graph: Graph) -> list[GraphLayer] | None:
-            for layer in graph.layers.values():
-                found = path_within(layer)
-                if found is not None:
-                    return found
-            return None
+    def forward(self, params, xs, training):
+        return self.config.forward(params.weights(self), xs, training)
 
-        def path_within(layer: GraphLayer) -> list[GraphLayer] | None:
-            if layer is target:
-                return []
-            if layer.inner is not None:
-                inner = path_within(layer.inner)
-                return None if inner is None else [layer, *inner]
-            if layer.is_model:
-                inner = path_to(layer.config)
-                return None if inner is None else [layer, *inner]
-            return None
-        return path_to(self) or []
+    def backward(self, params, cache, dy, need_dx):
+        return self.config.backward(params.weights(self), params.gradients(self), cache, dy, need_dx)
 
-    def id_limits(self, tensor: str) -> list[int]:
-        """`input_dim` of every layer taking ids (Embedding) that reads `tensor`, inside sub-models too."""
-        limits = []
-        for node in self.nodes:
-            for position, name in enumerate(node.inputs):
-                if name != tensor:
-                    continue
-                layer = node.layer.inner or node.layer
-                if layer.is_model:
-                    limits += layer.config.id_limits(list(layer.config.inputs)[position])
-                elif getattr(layer.config, "input_dim", None) is not None:
-                    limits.append(layer.config.input_dim)
-        return limits
 
-    def get_layer(self, name: str) -> GraphLayer:
-        if name in self.layers:
-            return self.layers[name]
-        for layer in self.all_layers():
-            if layer.key == name:
-                return layer
-        from ..errors import did_you_mean
-        raise KeyError(f"no layer '{name}'{did_you_mean(name, self.layers)}")
+@dataclass(eq=False, kw_only=True)
+class ModelCall(GraphLayer):
+    """A sub-model called like a layer: its own graph runs at every call, with one set of weights."""
+    graph: "Graph"
+
+    @property
+    def type_name(self) -> str:
+        return "Model"
+
+    def children(self):
+        return list(self.graph.layers.values())
+
+    def count_params(self) -> int:
+        return self.graph.count_params()
+
+    def id_limits(self, position):
+        return self.graph.id_limits(list(self.graph.inputs)[position])
+
+    def output_shape_for(self, input_shapes, input_dtypes):
+        graph = self.graph
+        expected = list(graph.inputs.values())
+        if len(input_shapes) != len(expected):
+            raise CallError(f"model '{self.name}' takes {len(expected)} input(s), got {len(input_shapes)}",
+                            ("inputs",))
+        if input_shapes != expected:
+            raise CallError(f"model '{self.name}' expects {' and '.join(map(show_shape, expected))}, got "
+                            f"{' and '.join(map(show_shape, input_shapes))}", ("inputs",))
+        if len(graph.outputs) != 1:
+            raise CallError(f"model '{self.name}' has {len(graph.outputs)} outputs; only single-output models "
+                            "can be called")
+        return graph.shapes[graph.outputs[0]]
+
+    def forward(self, params, xs, training):
+        graph = self.graph
+        values, tape = graph.forward(params, dict(zip(graph.inputs, xs)), training)
+        return values[graph.outputs[0]], tape
+
+    def backward(self, params, cache, dy, need_dx):
+        graph = self.graph
+        return graph.backward(params, cache, {graph.outputs[0]: dy}, (need_dx,) * len(graph.inputs))
+
+
+@dataclass(eq=False, kw_only=True)
+class WrapperCall(GraphLayer):
+    """A wrapper (TimeDistributed, ...) around the layer or model it applies; the config says how."""
+    config: Wrapper
+    inner: Optional[GraphLayer] = None  # None until resolved (or when it names nothing)
+
+    @property
+    def type_name(self) -> str:
+        inner = "?" if self.inner is None else self.inner.type_name
+        return f"{type(self.config).__name__}({inner})"
+
+    def children(self):
+        return [] if self.inner is None else [self.inner]
+
+    def id_limits(self, position):
+        return [] if self.inner is None else self.inner.id_limits(position)
+
+    def output_shape_for(self, input_shapes, input_dtypes):
+        raise NotImplementedError  # a wrapper's call makes a node of what it wraps too: see call()
+
+    def call(self, inputs, output, input_shapes, input_dtypes, path):
+        try:
+            inner_shapes = self.config.inner_input_shapes(list(input_shapes))
+        except InputsError as e:
+            raise CallError(str(e), ("inputs",)) from None
+        inner = self.inner.call(inputs, output, inner_shapes, input_dtypes, path)
+        output_shape = self.config.outer_output_shape(list(input_shapes), inner.output_shape)
+        node = Node(self, len(self.nodes), list(inputs), output, list(input_shapes), output_shape, path)
+        self.nodes.append(node)
+        return node
+
+    def forward(self, params, xs, training):
+        return self.config.forward_around(lambda ys, t: self.inner.forward(params, ys, t), xs, training)
+
+    def backward(self, params, cache, dy, need_dx):
+        return self.config.backward_around(lambda c, d, n: self.inner.backward(params, c, d, n), cache, dy, need_dx)

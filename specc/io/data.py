@@ -65,11 +65,12 @@ def cast(array: np.ndarray, dtype: str) -> tuple[Optional[np.ndarray], str]:
     return array.astype(dtype, copy=False), ""
 
 
-def load_dataset(path: Path, graph: Graph, losses: dict[str, str], input_names: Optional[dict[str, str]],
+def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_names: Optional[dict[str, str]],
                  target_names: Optional[dict[str, str]], where: Optional[KeyPath], with_targets: bool = True,
                  shown_as: Optional[str] = None, sample_weight: Optional[str] = None) -> Dataset:
     """Read, check and cast one data file for `graph`.
 
+    `target_kinds` says what each output's loss compares with (train.losses.TargetKind).
     `input_names`/`target_names` map model names to array names (None: arrays named like the model's).
     `sample_weight` names an array of per-row loss weights. `where` is the spec key that named the file, so
     problems point there; None for files given on the command line."""
@@ -110,7 +111,7 @@ def load_dataset(path: Path, graph: Graph, losses: dict[str, str], input_names: 
         rows[f"array '{array_name}'"] = len(array)
     out_targets = {}
     for name, (array_name, array) in targets.items():
-        converted, why = _target(array, graph.shapes[name], losses[name])
+        converted, why = _target(array, graph.shapes[name], target_kinds[name])
         if converted is None:
             report.add(f"array '{array_name}' {why} (target of output '{name}')", key("targets", name))
             continue
@@ -187,11 +188,12 @@ def _pick(arrays, model_names, mapping, section, what, report) -> dict:
     return picked
 
 
-def _target(array: np.ndarray, shape: tuple, loss: str):
-    """Targets cast for their loss: integer labels in range for the sparse loss, float32 otherwise."""
+def _target(array: np.ndarray, shape: tuple, kind: str):
+    """Targets cast for their loss: integer labels in range for a loss on labels, float32 otherwise (`kind`:
+    what the loss compares with, train.losses.TargetKind)."""
     if array.dtype.kind not in "biuf":
         return None, f"has dtype {array.dtype}; numbers are needed"
-    if loss == "sparse_categorical_crossentropy":
+    if kind == "labels":
         want, classes = shape[:-1], shape[-1]
         if array.shape[1:] not in (want, (*want, 1)):
             return None, f"has shape {array.shape}; class labels of shape {show_rows(want)} are needed"

@@ -1,12 +1,11 @@
 """Activations fused with the bias add that precedes them, and their derivatives.
 
-Activations are identified by small integer codes so that one compiled kernel serves all of them.
+Activations are identified by the integer codes of activation_codes.py.
 """
 import numpy as np
 from numba import njit
 
-LINEAR, RELU, SIGMOID, TANH, SOFTMAX = 0, 1, 2, 3, 4
-CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
+from .activation_codes import CODES, LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401 - CODES for callers
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

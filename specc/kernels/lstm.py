@@ -33,7 +33,7 @@ fastmath={"contract"} only lets LLVM fuse multiply-adds (no reassociation, NaN a
 import numpy as np
 from numba import njit
 
-from .activations import RELU, SIGMOID, TANH
+from .activation_codes import RELU, SIGMOID, TANH
 
 _OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"})
 

@@ -1,17 +1,21 @@
-"""Every layer type a spec can name. Adding a type: one file here and one entry in LAYER_TYPES."""
-from .activations import Activation
-from .base import Layer, Shape, ShapeError, show_shape
-from .conv import Conv2D, MaxPooling2D
-from .dense import Dense
-from .embedding import Embedding
-from .merge import Add, Concatenate
-from .recurrent import LSTM
-from .reshape import Flatten
-from .wrappers import TimeDistributed
+"""Every layer type a spec can name: one module of this package per family, each type registered in LAYERS
+where it is defined. Importing the package imports every module in it, so a new file is all a type needs."""
+import importlib
+import pkgutil
 
-LAYER_TYPES: tuple[type[Layer], ...] = (Dense, Activation, Flatten, Concatenate, Add,
-                                         TimeDistributed, Embedding, LSTM, Conv2D, MaxPooling2D)
-LAYER_NAMES = tuple(cls.__name__ for cls in LAYER_TYPES)
+from .base import LAYERS, InputsError, Layer, Shape, ShapeError, show_shape
+from .wrappers import TimeDistributed, Wrapper
 
-__all__ = ["Layer", "Shape", "ShapeError", "show_shape", "LAYER_TYPES", "LAYER_NAMES",
-           *LAYER_NAMES]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+
+
+def __getattr__(name: str):
+    """Every registered type by its name: `from specc.layers import Dense`."""
+    if name in LAYERS:
+        return LAYERS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["LAYERS", "InputsError", "Layer", "Shape", "ShapeError", "show_shape", "TimeDistributed", "Wrapper"]

@@ -6,10 +6,14 @@ from typing import Literal
 import numpy as np
 
 from .. import kernels
-from .base import Layer, Shape
+from ..kernels.activation_codes import CODES
+from ..registry import Registry
+from .base import LAYERS, Layer, Shape
 
-ActivationName = Literal["linear", "relu", "sigmoid", "tanh", "softmax"]
-ACTIVATIONS = ActivationName.__args__
+ACTIVATIONS: Registry[int] = Registry("activation")  # name -> the fused kernels' code for it
+for _name, _code in CODES.items():
+    ACTIVATIONS.add(_name, _code)
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
 def as_rows(a: np.ndarray) -> np.ndarray:
@@ -21,7 +25,7 @@ def activate(z: np.ndarray, bias: np.ndarray | None, activation: str) -> np.ndar
     """act(z + bias) computed in place in z (which must be a fresh, contiguous array)."""
     k = kernels.activations
     empty = np.empty(0, dtype=z.dtype)
-    k.bias_activation_forward(as_rows(z), empty if bias is None else bias, k.CODES[activation])
+    k.bias_activation_forward(as_rows(z), empty if bias is None else bias, ACTIVATIONS[activation])
     return z
 
 
@@ -31,10 +35,11 @@ def activation_grad(dy: np.ndarray, y: np.ndarray, activation: str) -> np.ndarra
         return dy
     k = kernels.activations
     dz = np.empty_like(y)
-    k.activation_backward(as_rows(np.ascontiguousarray(dy)), as_rows(y), k.CODES[activation], as_rows(dz))
+    k.activation_backward(as_rows(np.ascontiguousarray(dy)), as_rows(y), ACTIVATIONS[activation], as_rows(dz))
     return dz
 
 
+@LAYERS.register()
 class Activation(Layer):
     """Applies an activation function to its input."""
     type: Literal["Activation"]

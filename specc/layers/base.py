@@ -1,23 +1,31 @@
 """What every layer type is: a pydantic config that also knows its shapes, weights, forward and backward.
 
 A layer object holds configuration only. Weights live outside it (the executor passes them in as a dict
-of arrays), so one layer can be called at many nodes and every call shares the same weights.
+of arrays), so one layer can be called at many nodes and every call shares the same weights. A layer type
+is one class registered in LAYERS by `@LAYERS.register()`, in one file of this package.
 
     output_shape(input_shapes)            shape rule; raises ShapeError with a sentence a user can act on
     weight_shapes(input_shapes)           {name: shape}, Keras names and layouts
     init_weights(shapes, rng)             {name: array}, Keras default initializers
-    forward(weights, xs, training)        -> (y, cache)
+    forward(weights, xs, training)        -> (y, cache); `training` turns on training-only behaviour
     backward(weights, grads, cache, dy, need_dx)
                                           -> [dx for each input]; adds weight gradients into `grads`.
                                              When need_dx is False no input needs a gradient (a graph input,
                                              or only frozen layers upstream): return [None] and skip the work.
+                                             None also stands for an input that has no gradient (ids).
+    arity                                 how many inputs it takes (None: two or more)
+    accepts_integers                      whether its inputs may be integer ids
+    id_limit()                            ids it reads must lie in [0, id_limit()); None when it reads none
 """
 from __future__ import annotations
 
-from typing import ClassVar, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ..registry import Config, Name, Registry
+from .initializers import INITIALIZERS
 
 Shape = tuple  # of int, without the batch dimension
 
@@ -26,32 +34,31 @@ class ShapeError(ValueError):
     """A layer cannot take the shapes it is given; the message says why in the user's terms."""
 
 
+class InputsError(ShapeError):
+    """The inputs as given do not fit (how many, their dtypes): reported at the entry's `inputs:`, verbatim."""
+
+
 def show_shape(shape: Shape) -> str:
     return "(" + ", ".join(["None", *map(str, shape)]) + ")"
 
 
-def glorot_uniform(shape: Shape, rng: np.random.Generator) -> np.ndarray:
-    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape)
-
-
-class Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
+class Layer(Config):
     inputs: Optional[Union[str, list[str]]] = Field(
         None, description="Tensor(s) this layer is applied to; without it the entry only defines the layer.")
-    name: Optional[str] = Field(None, description="Layer name inside a `sequential:` list.")
+    name: Optional[Name] = Field(None, description="Layer name inside a `sequential:` list.")
     trainable: bool = Field(True, description="false freezes this layer's weights.")
 
-    arity: ClassVar[Optional[int]] = 1  # number of input tensors; None: two or more
+    arity: ClassVar[Optional[int]] = 1
+    accepts_integers: ClassVar[bool] = False
 
     @property
     def input_names(self) -> list[str]:
         if self.inputs is None:
             return []
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+    def id_limit(self) -> Optional[int]:
+        return None
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         raise NotImplementedError
@@ -60,11 +67,16 @@ class Layer(BaseModel):
         return {}
 
     def init_weights(self, shapes: dict[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {name: (glorot_uniform(shape, rng) if name == "kernel" else np.zeros(shape))
+        """Keras' defaults: glorot-uniform kernels, zeros for everything else."""
+        return {name: INITIALIZERS["glorot_uniform" if name == "kernel" else "zeros"](shape, rng)
                 for name, shape in shapes.items()}
 
-    def forward(self, weights: dict, xs: list[np.ndarray], training: bool):
+    def forward(self, weights: dict[str, np.ndarray], xs: list[np.ndarray], training: bool) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def backward(self, weights: dict, grads: dict, cache, dy: np.ndarray, need_dx: bool = True) -> list:
+    def backward(self, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray], cache: Any,
+                 dy: np.ndarray, need_dx: bool = True) -> list:
         raise NotImplementedError
+
+
+LAYERS: Registry[type[Layer]] = Registry("layer type", sorted_names=True)

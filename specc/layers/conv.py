@@ -17,7 +17,7 @@ from .. import kernels
 from ..runtime import blas, workers
 from ..runtime.heap import keep_freed_memory
 from .activations import ActivationName, activate, activation_grad
-from .base import Layer, Shape, ShapeError, show_shape
+from .base import LAYERS, Layer, Shape, ShapeError, show_shape
 
 Pair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
 Padding = Literal["valid", "same"]
@@ -113,6 +113,7 @@ def check_window(layer: str, what: str, window: tuple, shape: Shape, padding: st
                          f"{show_shape(shape)} with padding 'valid'; use a smaller {what} or padding: same")
 
 
+@LAYERS.register()
 class Conv2D(Layer):
     """2-D convolution over channels-last images: activation(conv(x, kernel) + bias)."""
     type: Literal["Conv2D"]
@@ -399,6 +400,7 @@ def winograd_backward(x, kernel, grads, dy, y, activation, pad_top, pad_left, ne
     return dx
 
 
+@LAYERS.register()
 class MaxPooling2D(Layer):
     """Maximum over each window of channels-last images, channel by channel."""
     type: Literal["MaxPooling2D"]

@@ -7,9 +7,10 @@ from pydantic import Field, PositiveInt
 
 from ..runtime.blas import matmul
 from .activations import ActivationName, activate, activation_grad, as_rows
-from .base import Layer, Shape, ShapeError
+from .base import LAYERS, Layer, Shape, ShapeError
 
 
+@LAYERS.register()
 class Dense(Layer):
     """A fully connected layer over the last axis of its input."""
     type: Literal["Dense"]

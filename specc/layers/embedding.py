@@ -7,9 +7,11 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from .. import kernels
-from .base import Layer, Shape
+from .base import LAYERS, Layer, Shape
+from .initializers import INITIALIZERS
 
 
+@LAYERS.register()
 class Embedding(Layer):
     """Maps each integer id in [0, input_dim) to a trainable vector of size output_dim.
 
@@ -22,6 +24,9 @@ class Embedding(Layer):
 
     accepts_integers: ClassVar[bool] = True
 
+    def id_limit(self) -> int:
+        return self.input_dim
+
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         return (*input_shapes[0], self.output_dim)
 
@@ -29,7 +34,7 @@ class Embedding(Layer):
         return {"embeddings": (self.input_dim, self.output_dim)}
 
     def init_weights(self, shapes: dict[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {"embeddings": rng.uniform(-0.05, 0.05, size=shapes["embeddings"])}  # Keras "uniform"
+        return {"embeddings": INITIALIZERS["uniform"](shapes["embeddings"], rng)}
 
     def _ids(self, x: np.ndarray) -> np.ndarray:
         """The ids as an integer array, after checking each lies in [0, input_dim)."""

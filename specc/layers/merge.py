@@ -5,9 +5,10 @@ from typing import Literal
 
 import numpy as np
 
-from .base import Layer, Shape, ShapeError, show_shape
+from .base import LAYERS, Layer, Shape, ShapeError, show_shape
 
 
+@LAYERS.register()
 class Concatenate(Layer):
     """Joins its inputs along one axis (counted with the batch axis, as in Keras; default the last)."""
     type: Literal["Concatenate"]
@@ -45,6 +46,7 @@ class Concatenate(Layer):
         return np.split(dy, np.cumsum(sizes)[:-1], axis=axis)
 
 
+@LAYERS.register()
 class Add(Layer):
     """Element-wise sum of inputs of one shape."""
     type: Literal["Add"]

@@ -19,26 +19,14 @@ from pydantic import Field, PositiveInt
 
 from .. import kernels
 from ..runtime.blas import matmul
-from .base import Layer, Shape, ShapeError, glorot_uniform, show_shape
+from .activations import ACTIVATIONS
+from .base import LAYERS, Layer, Shape, ShapeError, show_shape
+from .initializers import INITIALIZERS
 
-RecurrentActivationName = Literal["linear", "relu", "sigmoid", "tanh"]
-_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}  # == kernels.activations.CODES (no numba import here)
-
-
-def orthogonal(shape: Shape, rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
-    """Keras' Orthogonal initializer: QR of a normal matrix of the flattened 2-D shape, sign-corrected.
-
-    For (u, 4u) the rows come out orthonormal: W @ W.T == I."""
-    rows = int(np.prod(shape[:-1]))
-    cols = shape[-1]
-    a = rng.normal(size=(max(rows, cols), min(rows, cols)))
-    q, r = np.linalg.qr(a)
-    q *= np.sign(np.diag(r))
-    if rows < cols:
-        q = q.T
-    return np.ascontiguousarray(gain * q.reshape(shape))
+RecurrentActivationName = Literal[tuple(name for name in ACTIVATIONS if name != "softmax")]  # type: ignore[valid-type]
 
 
+@LAYERS.register()
 class LSTM(Layer):
     """Long short-term memory over (timesteps, features) inputs."""
     type: Literal["LSTM"]
@@ -63,8 +51,8 @@ class LSTM(Layer):
         return shapes
 
     def init_weights(self, shapes: dict[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        weights = {"kernel": glorot_uniform(shapes["kernel"], rng),
-                   "recurrent_kernel": orthogonal(shapes["recurrent_kernel"], rng)}
+        weights = {"kernel": INITIALIZERS["glorot_uniform"](shapes["kernel"], rng),
+                   "recurrent_kernel": INITIALIZERS["orthogonal"](shapes["recurrent_kernel"], rng)}
         if "bias" in shapes:
             bias = np.zeros(shapes["bias"])
             bias[self.units: 2 * self.units] = 1.0  # unit_forget_bias
@@ -87,7 +75,7 @@ class LSTM(Layer):
         hs, cs, ac = (np.empty((T, B, u), dtype) for _ in range(3))
         r = np.empty((B, 4, u), dtype)
         r2 = r.reshape(B, 4 * u)
-        act, ract = _CODES[self.activation], _CODES[self.recurrent_activation]
+        act, ract = ACTIVATIONS[self.activation], ACTIVATIONS[self.recurrent_activation]
         fast = bool(dtype == np.float32)
         step = kernels.lstm.forward_step
         for t in range(T):
@@ -108,7 +96,7 @@ class LSTM(Layer):
         dz = np.empty_like(gates)
         dh = np.zeros((B, u), dtype)
         dc = np.zeros((B, u), dtype)
-        act, ract = _CODES[self.activation], _CODES[self.recurrent_activation]
+        act, ract = ACTIVATIONS[self.activation], ACTIVATIONS[self.recurrent_activation]
         step = kernels.lstm.backward_step
         for t in range(T - 1, -1, -1):
             step(dy, t, gates, cs, ac, act, ract, dh, dc, dz)

@@ -5,9 +5,10 @@ from typing import Literal
 
 import numpy as np
 
-from .base import Layer, Shape
+from .base import LAYERS, Layer, Shape
 
 
+@LAYERS.register()
 class Flatten(Layer):
     """Flattens every axis but the batch into one."""
     type: Literal["Flatten"]

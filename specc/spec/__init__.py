@@ -11,7 +11,7 @@ from typing import Optional
 from pydantic import BaseModel, ValidationError
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
-from ..layers import LAYER_NAMES
+from ..layers import LAYERS
 from .format import KEY_ORDER, Spec, names
 from .source import SourceMap, read_document
 
@@ -124,11 +124,9 @@ def _fields_of(model: type[BaseModel] | None) -> list[str]:
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The model class a location ends in, from the union tag pydantic put in the location."""
-    from ..layers import LAYER_TYPES
     from . import format as F
-    by_tag = {cls.__name__: cls for cls in LAYER_TYPES}
-    by_tag.update(call=F.Call, graph=F.GraphModel, sequential=F.SequentialModel, **{"from": F.ImportedModel},
-                  sgd=F.SGD, rmsprop=F.RMSprop, adam=F.Adam, **F.CALLBACK_TYPES)
+    by_tag = {**dict(LAYERS.items()), **dict(F.OPTIMIZERS.items()), **dict(F.CALLBACKS.items()),
+              "call": F.Call, "graph": F.GraphModel, "sequential": F.SequentialModel, "from": F.ImportedModel}
     model = F.Spec
     for part in loc:
         if isinstance(part, str) and part in by_tag:
@@ -215,16 +213,9 @@ def _merge(first: str, second: str) -> str:
 
 def _explain_tag(node, path) -> tuple[str, bool, tuple]:
     """Messages for a missing or unknown `type:` (of a layer, an optimizer or a callback)."""
-    from .format import CALLBACK_TYPES
-    if path and path[0] == "compile":
-        choices = ["sgd", "rmsprop", "adam"]
-        what = "optimizer"
-    elif path[:2] == ("fit", "callbacks"):
-        choices = list(CALLBACK_TYPES)
-        what = "callback"
-    else:
-        choices = list(LAYER_NAMES)
-        what = "layer type"
+    from .format import CALLBACKS, OPTIMIZERS
+    registry = OPTIMIZERS if path[:1] == ("compile",) else CALLBACKS if path[:2] == ("fit", "callbacks") else LAYERS
+    choices, what = registry.names(), registry.family
     if isinstance(node, str):  # an optimizer or a callback given by name
         tag = node
     elif isinstance(node, dict):
@@ -233,6 +224,6 @@ def _explain_tag(node, path) -> tuple[str, bool, tuple]:
     else:
         return f"expected a {what.split()[0]} name or a mapping with `type:`, got {_kind(node)}", False, path
     if tag is None:
-        hint = " or `call:` (to call a layer or model defined elsewhere)" if what == "layer type" else ""
+        hint = " or `call:` (to call a layer or model defined elsewhere)" if registry is LAYERS else ""
         return f"missing `type:` (one of {', '.join(choices)}){hint}", True, path
-    return f"unknown {what} '{tag}'{did_you_mean(tag, choices)}; known: {', '.join(choices)}", False, path
+    return registry.unknown(tag), False, path

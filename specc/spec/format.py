@@ -1,17 +1,21 @@
-"""The spec format, version 1, as pydantic models. Everything a spec may say is declared here."""
+"""The spec format, version 1, as pydantic models: the sections of a spec and how they nest.
+
+The vocabularies (layer types, optimizers, losses, metrics, callbacks) come from their registries, each
+filled where its entries are implemented; this module only builds the unions that select among them."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, NonNegativeFloat,
-                      NonNegativeInt, PositiveFloat, PositiveInt, Tag, field_validator)
+from pydantic import (BeforeValidator, Discriminator, Field, NonNegativeFloat, PositiveInt, Tag,
+                      field_validator)
 
-from ..layers import LAYER_TYPES, TimeDistributed
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
-
+from ..layers import LAYERS, Wrapper
+from ..registry import Config
+from ..registry import Name, Registry
+from ..train.callbacks import CALLBACKS
+from ..train.losses import LOSSES
+from ..train.metrics import METRICS
+from ..train.optimizers import OPTIMIZERS, RMSprop
 
 Names = Union[str, list[str]]
 
@@ -23,12 +27,12 @@ def names(value: Names | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-class Input(Strict):
+class Input(Config):
     shape: list[PositiveInt] = Field(description="Shape without the batch dimension, e.g. [28, 28, 1].")
     dtype: Literal["float32", "int32", "int64"] = "float32"
 
 
-class Call(Strict):
+class Call(Config):
     """Calls a layer or model defined elsewhere again: a new node, the same weights."""
     call: str = Field(description="Name of the layer or model to call.")
     inputs: Names = Field(description="Tensor(s) to call it on.")
@@ -45,31 +49,33 @@ def _entry_tag(value):
 
 
 def _union(members, tag_of):
-    return Annotated[Union[tuple(Annotated[m, Tag(t)] for m, t in members)], Discriminator(tag_of)]
+    return Annotated[Union[tuple(Annotated[m, Tag(t)] for t, m in members)], Discriminator(tag_of)]
 
 
-LayerConfig = _union([(cls, cls.__name__) for cls in LAYER_TYPES], _entry_tag)
-TimeDistributed.model_rebuild(_types_namespace={"LayerConfig": LayerConfig})
-LayerEntry = _union([(cls, cls.__name__) for cls in LAYER_TYPES] + [(Call, "call")], _entry_tag)
+LayerConfig = _union(LAYERS.items(), _entry_tag)
+for _wrapper in LAYERS.entries():
+    if issubclass(_wrapper, Wrapper):
+        _wrapper.model_rebuild(_types_namespace={"LayerConfig": LayerConfig})
+LayerEntry = _union([*LAYERS.items(), ("call", Call)], _entry_tag)
 
 
-class GraphModel(Strict):
+class GraphModel(Config):
     """A functional model: named inputs, layers wired by name, named outputs."""
-    inputs: dict[str, Input] = Field(min_length=1)
-    layers: dict[str, LayerEntry] = Field(default_factory=dict)
-    models: dict[str, "SubModel"] = Field(default_factory=dict)
+    inputs: dict[Name, Input] = Field(min_length=1)
+    layers: dict[Name, LayerEntry] = Field(default_factory=dict)
+    models: dict[Name, "SubModel"] = Field(default_factory=dict)
     outputs: Names
     trainable: bool = True
 
 
-class SequentialModel(Strict):
+class SequentialModel(Config):
     """A plain stack of layers, each applied to the previous one's output."""
     input: Input
     sequential: list[LayerConfig] = Field(min_length=1)
     trainable: bool = True
 
 
-class ImportedModel(Strict):
+class ImportedModel(Config):
     """A model defined in another spec, optionally with trained weights."""
     from_: str = Field(alias="from", description="Path of the other spec, relative to this one.")
     model: Optional[str] = Field(None, description="Sub-model of that spec; default: the spec's whole model.")
@@ -83,7 +89,7 @@ def _model_tag(value):
     return {SequentialModel: "sequential", ImportedModel: "from"}.get(type(value), "graph")
 
 
-SubModel = _union([(GraphModel, "graph"), (SequentialModel, "sequential"), (ImportedModel, "from")],
+SubModel = _union([("graph", GraphModel), ("sequential", SequentialModel), ("from", ImportedModel)],
                   _model_tag)
 GraphModel.model_rebuild()
 
@@ -96,40 +102,24 @@ def _lowercase_type(value):
     return value
 
 
-class SGD(Strict):
-    type: Literal["sgd"]
-    learning_rate: PositiveFloat = 0.01
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    nesterov: bool = False
+def _by_tag(registry: Registry):
+    """The union of a registry's config classes, selected by their `type:`."""
+    return Annotated[Union[tuple(registry.entries())], Field(discriminator="type")]
 
 
-class RMSprop(Strict):
-    type: Literal["rmsprop"]
-    learning_rate: PositiveFloat = 0.001
-    rho: Annotated[float, Field(gt=0, lt=1)] = 0.9
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    epsilon: PositiveFloat = 1e-7
-    centered: bool = False
+def _named(registry: Registry):
+    """One of a registry's names (or aliases)."""
+    return Literal[tuple(registry.names(with_aliases=True))]
 
 
-class Adam(Strict):
-    type: Literal["adam"]
-    learning_rate: PositiveFloat = 0.001
-    beta_1: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    beta_2: Annotated[float, Field(ge=0, lt=1)] = 0.999
-    epsilon: PositiveFloat = 1e-7
+Optimizer = _by_tag(OPTIMIZERS)
+LossName = _named(LOSSES)
+MetricName = _named(METRICS)
 
 
-Optimizer = Annotated[Union[SGD, RMSprop, Adam], Field(discriminator="type")]
-
-LossName = Literal["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-                   "mse", "mean_squared_error", "mae", "mean_absolute_error"]
-MetricName = Literal["accuracy", "acc", "mse", "mae"]
-
-
-class Compile(Strict):
+class Compile(Config):
     optimizer: Optimizer = Field(default_factory=lambda: RMSprop(type="rmsprop"),
-                                 description="A name (sgd, rmsprop, adam) or {type: name, ...settings}.")
+                                 description=f"A name ({', '.join(OPTIMIZERS)}) or {{type: name, ...settings}}.")
     loss: Union[LossName, dict[str, LossName]] = Field(
         description="One loss for every output, or {output: loss}.")
     loss_weights: Optional[Union[dict[str, NonNegativeFloat], list[NonNegativeFloat]]] = None
@@ -145,7 +135,7 @@ def _path_shorthand(value):
     return {"path": value} if isinstance(value, str) else value
 
 
-class DataSource(Strict):
+class DataSource(Config):
     path: str = Field(description="An .npz file, relative to the spec file.")
     inputs: Optional[dict[str, str]] = Field(None, description="{model input: array name}; default: same names.")
     targets: Optional[dict[str, str]] = Field(None, description="{model output: array name}; default: same names.")
@@ -156,73 +146,11 @@ class DataSource(Strict):
 Source = Annotated[DataSource, BeforeValidator(_path_shorthand)]
 
 
-class Data(Strict):
+class Data(Config):
     train: Source
     validation: Optional[Source] = None
     validation_split: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # `validation` with `validation_split` is refused by the compiler, which can point at the key
-
-
-Mode = Literal["auto", "min", "max"]
-MONITOR = Field("val_loss", description="A name the run logs: loss, val_loss, accuracy, val_accuracy, ...")
-MODE = Field("auto", description="min, max, or auto: max for names with 'acc' in them, else min.")
-
-
-class EarlyStopping(Strict):
-    """Stop when the monitored quantity stops improving (Keras' EarlyStopping)."""
-    type: Literal["early_stopping"]
-    monitor: str = MONITOR
-    min_delta: NonNegativeFloat = 0.0
-    patience: NonNegativeInt = 0
-    mode: Mode = MODE
-    baseline: Optional[float] = None
-    restore_best_weights: bool = False
-    start_from_epoch: NonNegativeInt = 0
-
-
-class ModelCheckpoint(Strict):
-    """Save a checkpoint (weights, optimizer state, progress) after every epoch, or only when it is the best."""
-    type: Literal["model_checkpoint"]
-    filepath: Optional[str] = Field(
-        None, description="Relative to the run folder; may use {epoch} and logged names, e.g. "
-                          "'best.{epoch:03d}.npz'. Default: best.npz with save_best_only, else checkpoint.npz.")
-    monitor: str = MONITOR
-    mode: Mode = MODE
-    save_best_only: bool = False
-    save_weights_only: bool = Field(False, description="Write a plain weights file instead of a checkpoint.")
-
-    @property
-    def path(self) -> str:
-        return self.filepath or ("best.npz" if self.save_best_only else "checkpoint.npz")
-
-
-class ReduceLROnPlateau(Strict):
-    """Multiply the learning rate by `factor` when the monitored quantity stops improving."""
-    type: Literal["reduce_lr_on_plateau"]
-    monitor: str = MONITOR
-    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    patience: NonNegativeInt = 10
-    mode: Mode = MODE
-    min_delta: NonNegativeFloat = 1e-4
-    cooldown: NonNegativeInt = 0
-    min_lr: NonNegativeFloat = 0.0
-
-
-class CSVLogger(Strict):
-    """Write the history after every epoch (the run folder's history.csv already is one)."""
-    type: Literal["csv_logger"]
-    filename: str = "history.csv"
-    separator: Annotated[str, Field(min_length=1, max_length=1)] = ","
-
-
-class TerminateOnNaN(Strict):
-    """Stop when the loss becomes NaN or infinite. specc always does; the entry is accepted for Keras users."""
-    type: Literal["terminate_on_nan"]
-
-
-CALLBACK_TYPES = {"early_stopping": EarlyStopping, "model_checkpoint": ModelCheckpoint,
-                  "reduce_lr_on_plateau": ReduceLROnPlateau, "csv_logger": CSVLogger,
-                  "terminate_on_nan": TerminateOnNaN}
 
 
 def _callback_by_name(value):
@@ -231,18 +159,17 @@ def _callback_by_name(value):
         value = {"type": value}
     if isinstance(value, dict) and isinstance(value.get("type"), str):
         squeezed = value["type"].replace("_", "").lower()
-        known = {name.replace("_", ""): name for name in CALLBACK_TYPES}
+        known = {name.replace("_", ""): name for name in CALLBACKS}
         if squeezed in known:
             return {**value, "type": known[squeezed]}
     return value
 
 
-Callback = Annotated[Union[EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, CSVLogger, TerminateOnNaN],
-                     Field(discriminator="type"), BeforeValidator(_callback_by_name)]
+Callback = Annotated[_by_tag(CALLBACKS), BeforeValidator(_callback_by_name)]
 ClassIndex = Annotated[int, Field(strict=False, ge=0)]  # JSON keys are strings: "0" is class 0
 
 
-class Fit(Strict):
+class Fit(Config):
     epochs: PositiveInt = 1
     batch_size: PositiveInt = 32
     shuffle: bool = True

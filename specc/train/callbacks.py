@@ -11,13 +11,116 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Annotated, Callable, ClassVar, Literal, Optional
 
 import numpy as np
+from pydantic import Field, NonNegativeFloat, NonNegativeInt
 
-from ..spec import format as F
 from ..io.weights import save_arrays, write_text
+from ..registry import Config, Registry
 from .checkpoint import TrainState, checkpoint_arrays
+
+
+Mode = Literal["auto", "min", "max"]
+MONITOR = Field("val_loss", description="A name the run logs: loss, val_loss, accuracy, val_accuracy, ...")
+MODE = Field("auto", description="min, max, or auto: max for names with 'acc' in them, else min.")
+
+
+class CallbackSettings(Config):
+    """A callback as the spec's `fit.callbacks` gives it; `make()` the callback that acts on a run.
+
+    `logs`: names it adds to every epoch's logs. `files()`: file names it writes in the run folder, as
+    given (a pattern may hold {epoch} and logged names)."""
+    logs: ClassVar[tuple[str, ...]] = ()
+
+    def files(self) -> dict[str, str]:
+        """{key of the setting: the file name it gives}."""
+        return {}
+
+    def make(self) -> "Callback":
+        raise NotImplementedError
+
+
+CALLBACKS: Registry[type[CallbackSettings]] = Registry("callback")
+
+
+@CALLBACKS.register()
+class EarlyStoppingSettings(CallbackSettings):
+    """Stop when the monitored quantity stops improving (Keras' EarlyStopping)."""
+    type: Literal["early_stopping"]
+    monitor: str = MONITOR
+    min_delta: NonNegativeFloat = 0.0
+    patience: NonNegativeInt = 0
+    mode: Mode = MODE
+    baseline: Optional[float] = None
+    restore_best_weights: bool = False
+    start_from_epoch: NonNegativeInt = 0
+
+    def make(self):
+        return EarlyStopping(self)
+
+
+@CALLBACKS.register()
+class ModelCheckpointSettings(CallbackSettings):
+    """Save a checkpoint (weights, optimizer state, progress) after every epoch, or only when it is the best."""
+    type: Literal["model_checkpoint"]
+    filepath: Optional[str] = Field(
+        None, description="Relative to the run folder; may use {epoch} and logged names, e.g. "
+                          "'best.{epoch:03d}.npz'. Default: best.npz with save_best_only, else checkpoint.npz.")
+    monitor: str = MONITOR
+    mode: Mode = MODE
+    save_best_only: bool = False
+    save_weights_only: bool = Field(False, description="Write a plain weights file instead of a checkpoint.")
+
+    @property
+    def path(self) -> str:
+        return self.filepath or ("best.npz" if self.save_best_only else "checkpoint.npz")
+
+    def files(self):
+        return {"filepath": self.path}
+
+    def make(self):
+        return ModelCheckpoint(self)
+
+
+@CALLBACKS.register()
+class ReduceLROnPlateauSettings(CallbackSettings):
+    """Multiply the learning rate by `factor` when the monitored quantity stops improving."""
+    type: Literal["reduce_lr_on_plateau"]
+    monitor: str = MONITOR
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: NonNegativeInt = 10
+    mode: Mode = MODE
+    min_delta: NonNegativeFloat = 1e-4
+    cooldown: NonNegativeInt = 0
+    min_lr: NonNegativeFloat = 0.0
+    logs: ClassVar[tuple[str, ...]] = ("learning_rate",)
+
+    def make(self):
+        return ReduceLROnPlateau(self)
+
+
+@CALLBACKS.register()
+class CSVLoggerSettings(CallbackSettings):
+    """Write the history after every epoch (the run folder's history.csv already is one)."""
+    type: Literal["csv_logger"]
+    filename: str = "history.csv"
+    separator: Annotated[str, Field(min_length=1, max_length=1)] = ","
+
+    def files(self):
+        return {"filename": self.filename}
+
+    def make(self):
+        return CSVLogger(self)
+
+
+@CALLBACKS.register()
+class TerminateOnNaNSettings(CallbackSettings):
+    """Stop when the loss becomes NaN or infinite. specc always does; the entry is accepted for Keras users."""
+    type: Literal["terminate_on_nan"]
+
+    def make(self):
+        return TerminateOnNaN(self)
 
 
 @dataclass
@@ -38,7 +141,11 @@ class Trainer:
         self.callbacks, self.files, self.say = callbacks, files, say
 
     def resolve(self, path: str) -> Path:
-        return self.files.folder / path
+        """A callback's file in the run folder; validation refuses names that would leave it."""
+        target = self.files.folder / path
+        if not target.resolve().is_relative_to(self.files.folder.resolve()):
+            raise AssertionError(f"{path} is outside the run folder")
+        return target
 
     def callback_arrays(self) -> dict[str, np.ndarray]:
         return {f"{i}/{k}": v for i, cb in enumerate(self.callbacks) for k, v in cb.get_arrays().items()}
@@ -131,7 +238,7 @@ def _show(value: Optional[float]) -> str:
 
 
 class EarlyStopping(Callback):
-    def __init__(self, config: F.EarlyStopping):
+    def __init__(self, config: EarlyStoppingSettings):
         self.c = config
         self.maximize = _maximize(config.mode, config.monitor)
         self.on_train_begin()
@@ -187,7 +294,7 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    def __init__(self, config: F.ModelCheckpoint):
+    def __init__(self, config: ModelCheckpointSettings):
         self.c = config
         self.maximize = _maximize(config.mode, config.monitor)
         self.best: Optional[float] = None
@@ -223,7 +330,7 @@ class ModelCheckpoint(Callback):
 
 
 class ReduceLROnPlateau(Callback):
-    def __init__(self, config: F.ReduceLROnPlateau):
+    def __init__(self, config: ReduceLROnPlateauSettings):
         self.c = config
         self.maximize = _maximize(config.mode, config.monitor)
         self.on_train_begin()
@@ -278,10 +385,3 @@ class CSVLogger(Callback):
 class TerminateOnNaN(Callback):
     """Training always stops on a NaN or infinite loss, before the bad step reaches the weights."""
 
-
-CALLBACKS = {"early_stopping": EarlyStopping, "model_checkpoint": ModelCheckpoint,
-             "reduce_lr_on_plateau": ReduceLROnPlateau, "csv_logger": CSVLogger, "terminate_on_nan": TerminateOnNaN}
-
-
-def make_callbacks(configs) -> list[Callback]:
-    return [CALLBACKS[c.type](c) for c in configs]

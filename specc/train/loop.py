@@ -2,54 +2,21 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..runtime.blas import managed
-from ..io.data import Dataset
-from ..runtime.execute import Parameters, backward, forward
 from ..graph import Graph
+from ..io.data import Dataset
+from ..runtime.blas import managed
+from ..runtime.parameters import Parameters
 from .callbacks import Callback, RunFiles, Trainer
 from .checkpoint import TrainState
-from .losses import LOSSES
-from .metrics import metric_function
+from .objective import Objective, log_name
 from .optimizers import NonFiniteGradients, Optimizer
 from .progress import Progress
-
-
-@dataclass
-class Objective:
-    """What training minimizes and reports, per output: a loss, its weight, named metrics."""
-    losses: dict[str, str]
-    weights: dict[str, float]
-    metrics: dict[str, dict[str, Callable]]
-
-    @classmethod
-    def from_compile(cls, compile_spec, graph: Graph) -> "Objective":
-        outputs = graph.outputs
-        loss = compile_spec.loss
-        losses = {o: loss[o] if isinstance(loss, dict) else loss for o in outputs}
-        given = compile_spec.loss_weights
-        if given is None:
-            weights = {o: 1.0 for o in outputs}
-        elif isinstance(given, list):
-            weights = dict(zip(outputs, given))
-        else:
-            weights = {o: given.get(o, 1.0) for o in outputs}
-        wanted = compile_spec.metrics
-        metrics = {}
-        for o in outputs:
-            names = wanted.get(o, []) if isinstance(wanted, dict) else wanted
-            metrics[o] = {("accuracy" if n == "acc" else n): metric_function(n, losses[o], graph.shapes[o])
-                          for n in names}
-        return cls(losses, weights, metrics)
-
-    def log_name(self, output: str, what: str, outputs: list[str]) -> str:
-        """Keras' history names: `loss`, `accuracy` for one output; `out_loss`, `out_accuracy` for several."""
-        return what if len(outputs) == 1 else f"{output}_{what}"
 
 
 def batches(rows: int, batch_size: int, order: Optional[np.ndarray] = None):
@@ -62,7 +29,7 @@ def losses(graph: Graph, objective: Objective, values: dict, batch: Dataset):
     """(total weighted loss, per-output losses, per-output loss gradients) of one batch."""
     total, per_output, output_grads = 0.0, {}, {}
     for out in graph.outputs:
-        loss, grad = LOSSES[objective.losses[out]](values[out], batch.targets[out], batch.sample_weight)
+        loss, grad = objective.losses[out](values[out], batch.targets[out], batch.sample_weight)
         weight = objective.weights[out]
         per_output[out] = loss
         total += weight * loss
@@ -75,13 +42,13 @@ def train_step(graph: Graph, params: Parameters, optimizer: Optimizer, objective
 
     A loss that is not finite takes no step (the caller stops on it); gradients that are not finite raise
     NonFiniteGradients carrying the loss, and take no step either."""
-    values, tape = forward(graph, params, batch.inputs, training=True)
+    values, tape = graph.forward(params, batch.inputs, training=True)
     total, per_output, output_grads = losses(graph, objective, values, batch)
     outputs = {o: values[o] for o in graph.outputs}
     if not math.isfinite(total):
         return total, per_output, outputs
     params.grads[...] = 0
-    backward(graph, params, tape, output_grads)
+    graph.backward(params, tape, output_grads)
     try:
         optimizer.step(params.trainable, params.trainable_grads)
     except NonFiniteGradients as e:
@@ -105,7 +72,7 @@ class RunningLogs:
             entries.update({f"{o}_loss": per_output[o] for o in names})
         for o in names:
             for metric, fn in self.objective.metrics[o].items():
-                entries[self.objective.log_name(o, metric, names)] = fn(outputs[o], targets[o])
+                entries[log_name(o, metric, names)] = fn(outputs[o], targets[o])
         for k, v in entries.items():
             self.sums[k] = self.sums.get(k, 0.0) + v * rows
         self.count += rows
@@ -126,7 +93,7 @@ def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Datas
     logs = RunningLogs(graph, objective, prefix)
     for index in batches(data.rows, batch_size):
         batch = data.take(index)
-        values, _ = forward(graph, params, batch.inputs, training=False)
+        values, _ = graph.forward(params, batch.inputs, training=False)
         total, per_output, _ = losses(graph, objective, values, batch)
         logs.add(total, per_output, values, batch.targets, batch.rows)
     return logs.means()
@@ -137,42 +104,74 @@ def predict(graph: Graph, params: Parameters, inputs: dict[str, np.ndarray], bat
     rows = len(next(iter(inputs.values())))
     parts: dict[str, list] = {o: [] for o in graph.outputs}
     for index in batches(rows, batch_size):
-        values, _ = forward(graph, params, {k: v[index] for k, v in inputs.items()}, training=False)
+        values, _ = graph.forward(params, {k: v[index] for k, v in inputs.items()}, training=False)
         for o in graph.outputs:
             parts[o].append(values[o])
     return {o: np.concatenate(p) for o, p in parts.items()}
 
 
-def _train(graph, params, optimizer, objective, train, validation, epochs, batch_size, shuffle, progress,
-           trainer, state, stop, say, pending) -> bool:
-    """The epochs of fit(); True when the run stopped before its end (interrupted or NaN): no train end."""
-    rng = np.random.default_rng()
-    while state.epoch < epochs:
-        epoch = state.epoch
-        rng.bit_generator.state = state.rng
-        order = rng.permutation(train.rows) if shuffle else None
-        logs = RunningLogs(graph, objective)
+@dataclass
+class FitConfig:
+    """How a run trains: its length and batches, what it reports, what it writes, when it stops."""
+    epochs: int
+    batch_size: int
+    shuffle: bool = True
+    seed: int = 0
+    callbacks: list[Callback] = field(default_factory=list)
+    progress: Optional[Progress] = None
+    stop: Optional[Callable[[], bool]] = None  # asked after every batch: True stops the run there
+    files: Optional[RunFiles] = None           # default: callbacks write in the current folder
+
+
+class _Loop:
+    """The epochs of one fit(): batches, the end of each epoch, and stopping on non-finite numbers."""
+
+    def __init__(self, graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective,
+                 config: FitConfig, state: TrainState):
+        self.graph, self.params, self.optimizer, self.objective = graph, params, optimizer, objective
+        self.config, self.state, self.progress = config, state, config.progress
+        self.pending: list[str] = []  # callbacks' words at the end of an epoch, shown after its line
+        self.trainer = Trainer(params, optimizer, state, list(config.callbacks),
+                               config.files or RunFiles(Path.cwd()), self.pending.append)
+        self.say = self.progress.message if self.progress else (lambda text, always=False: None)
+
+    def run(self, train: Dataset, validation: Optional[Dataset]) -> bool:
+        """Train to the configured epoch; True when the run stopped before its end (interrupted or NaN)."""
+        rng = np.random.default_rng()
+        state = self.state
+        while state.epoch < self.config.epochs:
+            rng.bit_generator.state = state.rng
+            order = rng.permutation(train.rows) if self.config.shuffle else None
+            if self.train_epoch(train, order):
+                return True
+            stop_training = self.end_epoch(validation, rng)
+            if stop_training:
+                break
+            if self.config.stop is not None and not state.finished and self.config.stop():
+                self.stopped("interrupted", f"interrupted at {state.describe()}", state.epoch, None)
+                return True
+        return False
+
+    def train_epoch(self, train: Dataset, order: Optional[np.ndarray]) -> bool:
+        """The epoch's batches from where the run stands; True when it stopped within them."""
+        state, progress, stop = self.state, self.progress, self.config.stop
+        logs = RunningLogs(self.graph, self.objective)
         logs.restore(state.running)
+        self.logs = logs
         if progress:
-            progress.epoch_begin(epoch, state.step)
-        for step, index in enumerate(batches(train.rows, batch_size, order)):
+            progress.epoch_begin(state.epoch, state.step)
+        for step, index in enumerate(batches(train.rows, self.config.batch_size, order)):
             if step < state.step:
                 continue
             batch = train.take(index)
             try:
-                total, per_output, outputs = train_step(graph, params, optimizer, objective, batch)
+                total, per_output, outputs = train_step(self.graph, self.params, self.optimizer, self.objective,
+                                                        batch)
                 bad = None if math.isfinite(total) else total
             except NonFiniteGradients as e:
                 total, bad = e.loss, "gradients"
             if bad is not None:
-                if bad == "gradients":  # the loss is finite, but its gradients are not
-                    kind = "too large for float32" if np.isfinite(params.trainable_grads).all() else "nan or inf"
-                    what = f"the gradients became {kind} (loss {total:.4g})"
-                else:
-                    what = f"loss became {bad}"
-                message = f"{what} at epoch {epoch + 1}, batch {step + 1}; stopped; the last good weights are kept"
-                state.stopped = {"reason": "nan", "message": message, "epoch": epoch + 1, "batch": step + 1}
-                say(message, always=True)
+                self.non_finite(bad, total, step)
                 return True
             logs.add(total, per_output, outputs, batch.targets, batch.rows)
             state.step = step + 1
@@ -180,67 +179,74 @@ def _train(graph, params, optimizer, objective, train, validation, epochs, batch
                 progress.batch_end(step, logs.means(), batch.rows)
             if stop is not None and stop():
                 state.running = logs.state()
-                trainer.write_run_files()
-                state.stopped = {"reason": "interrupted", "message": f"interrupted at {state.describe()}",
-                                 "epoch": epoch + 1, "batch": state.step}
+                self.trainer.write_run_files()
+                self.stopped("interrupted", f"interrupted at {state.describe()}", state.epoch + 1, state.step)
                 return True
-        epoch_logs = logs.means()
+        return False
+
+    def non_finite(self, bad, total: float, step: int):
+        """Stop before the step that would spoil the weights, saying what turned non-finite."""
+        if bad == "gradients":  # the loss is finite, but its gradients are not
+            kind = "too large for float32" if np.isfinite(self.params.trainable_grads).all() else "nan or inf"
+            what = f"the gradients became {kind} (loss {total:.4g})"
+        else:
+            what = f"loss became {bad}"
+        message = f"{what} at epoch {self.state.epoch + 1}, batch {step + 1}; stopped; the last good weights are kept"
+        self.stopped("nan", message, self.state.epoch + 1, step + 1)
+        self.say(message, always=True)
+
+    def end_epoch(self, validation: Optional[Dataset], rng: np.random.Generator) -> bool:
+        """Validation, callbacks and the run's files at the end of an epoch; True when a callback stops the run."""
+        state, trainer, epoch = self.state, self.trainer, self.state.epoch
+        epoch_logs = self.logs.means()
         if validation is not None:
-            epoch_logs.update(evaluate(graph, params, objective, validation, batch_size, prefix="val_"))
+            epoch_logs.update(evaluate(self.graph, self.params, self.objective, validation, self.config.batch_size,
+                                       prefix="val_"))
         state.history.append(epoch_logs)
         stop_training = False
         for cb in trainer.callbacks:  # every callback sees the epoch, as in Keras, even after one said stop
             stop_training = bool(cb.on_epoch_end(epoch, epoch_logs)) or stop_training
         state.epoch, state.step, state.running, state.rng = epoch + 1, 0, {}, rng.bit_generator.state
-        state.finished = stop_training or state.epoch >= epochs
+        state.finished = stop_training or state.epoch >= self.config.epochs
         if stop_training:
-            state.stopped = {"reason": "early_stopping", "message": f"stopped early after epoch {epoch + 1}",
-                             "epoch": epoch + 1, "batch": None}
+            self.stopped("early_stopping", f"stopped early after epoch {epoch + 1}", epoch + 1, None)
         for cb in trainer.callbacks:
             cb.after_epoch(epoch, epoch_logs)
         trainer.write_run_files()
-        if progress:
-            progress.epoch_end(epoch_logs)
-        for text in pending:
-            say(text)
-        pending.clear()
-        if stop_training:
-            break
-        if stop is not None and not state.finished and stop():
-            state.stopped = {"reason": "interrupted", "message": f"interrupted at {state.describe()}",
-                             "epoch": epoch + 1, "batch": None}
-            return True
-    return False
+        if self.progress:
+            self.progress.epoch_end(epoch_logs)
+        for text in self.pending:
+            self.say(text)
+        self.pending.clear()
+        return stop_training
+
+    def stopped(self, reason: str, message: str, epoch: int, batch: Optional[int]):
+        """Why the run ends early; `epoch` counts from 1, `batch` is the batches of it done (None: all)."""
+        self.state.stopped = {"reason": reason, "message": message, "epoch": epoch, "batch": batch}
 
 
 @managed()
 def fit(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, train: Dataset,
-        validation: Optional[Dataset], epochs: int, batch_size: int, shuffle: bool, seed: int,
-        progress: Optional[Progress] = None, callbacks: list[Callback] = (), state: Optional[TrainState] = None,
-        stop: Optional[Callable[[], bool]] = None, files: Optional[RunFiles] = None) -> list[dict[str, float]]:
-    """Train up to epoch `epochs`; one dict of logs per epoch (training means, then `val_` entries).
+        validation: Optional[Dataset], config: FitConfig, state: Optional[TrainState] = None) -> list[dict[str, float]]:
+    """Train up to epoch `config.epochs`; one dict of logs per epoch (training means, then `val_` entries).
 
     `state` continues a run where it stopped (epoch, batch, shuffling, running sums, callbacks); the weights
-    and optimizer state are the caller's to restore. `stop` is asked after every batch: when it says so, the
-    run stops there and its checkpoint is written. A loss or gradient that turns NaN or infinite stops the
-    run before the step that would spoil the weights. Why a run stopped early is in `state.stopped`."""
+    and optimizer state are the caller's to restore. `config.stop` is asked after every batch: when it says
+    so, the run stops there and its checkpoint is written. A loss or gradient that turns NaN or infinite stops
+    the run before the step that would spoil the weights. Why a run stopped early is in `state.stopped`."""
     if state is None:
-        state = TrainState.fresh(seed, epochs, batch_size)
-    state.epochs, state.finished, state.stopped = epochs, False, None
-    files = files or RunFiles(Path.cwd())
-    pending: list[str] = []  # callbacks' words at the end of an epoch, shown after its line
-    trainer = Trainer(params, optimizer, state, list(callbacks), files, pending.append)
-    for cb in trainer.callbacks:
-        cb.bind(trainer)
+        state = TrainState.fresh(config.seed, config.epochs, config.batch_size)
+    state.epochs, state.finished, state.stopped = config.epochs, False, None
+    loop = _Loop(graph, params, optimizer, objective, config, state)
+    for cb in loop.trainer.callbacks:
+        cb.bind(loop.trainer)
         cb.on_train_begin()
-    trainer.restore_callbacks()
-    say = progress.message if progress else (lambda text, always=False: None)
+    loop.trainer.restore_callbacks()
     # numbers that overflow are caught (the loss or the gradients turn non-finite) and said, not warned about
     with np.errstate(over="ignore", invalid="ignore"):
-        if _train(graph, params, optimizer, objective, train, validation, epochs, batch_size, shuffle, progress,
-                  trainer, state, stop, say, pending):
+        if loop.run(train, validation):
             return state.history
-    trainer.say = say
-    for cb in trainer.callbacks:
+    loop.trainer.say = loop.say
+    for cb in loop.trainer.callbacks:
         cb.on_train_end()
     return state.history

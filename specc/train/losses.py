@@ -7,11 +7,35 @@ fused kernel pass.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Literal, Optional
 
 import numpy as np
 
 from .. import kernels
+from ..registry import Registry
+
+# What a loss compares predictions with, which decides how its targets are read and checked (io.data),
+# what random targets look like (synth), which accuracy applies, and whether class weights make sense:
+#   labels   integer class ids, one fewer axis than the output      binary   0/1 per position
+#   one_hot  a probability distribution over the last axis           values   any real numbers
+TargetKind = Literal["labels", "one_hot", "binary", "values"]
+
+
+@dataclass(frozen=True)
+class Loss:
+    compute: Callable  # (pred, true, sample_weight) -> (mean loss, gradient shaped like pred)
+    targets: TargetKind
+
+    def __call__(self, pred: np.ndarray, true: np.ndarray, sample_weight: Optional[np.ndarray] = None):
+        return self.compute(pred, true, sample_weight)
+
+    @property
+    def classifies(self) -> bool:
+        return self.targets != "values"
+
+
+LOSSES: Registry[Loss] = Registry("loss")
 
 
 def _like(a: np.ndarray, pred: np.ndarray, shape) -> np.ndarray:
@@ -49,10 +73,8 @@ binary_crossentropy = _elementwise("binary_crossentropy")
 mean_squared_error = _elementwise("squared_error")
 mean_absolute_error = _elementwise("absolute_error")
 
-LOSSES = {
-    "binary_crossentropy": binary_crossentropy,
-    "categorical_crossentropy": categorical_crossentropy,
-    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
-    "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
-    "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
-}
+LOSSES.add("binary_crossentropy", Loss(binary_crossentropy, "binary"))
+LOSSES.add("categorical_crossentropy", Loss(categorical_crossentropy, "one_hot"))
+LOSSES.add("sparse_categorical_crossentropy", Loss(sparse_categorical_crossentropy, "labels"))
+LOSSES.add("mse", Loss(mean_squared_error, "values"), aliases=("mean_squared_error",))
+LOSSES.add("mae", Loss(mean_absolute_error, "values"), aliases=("mean_absolute_error",))

@@ -1,7 +1,17 @@
-"""Metrics reported per output; `accuracy` takes the variant that fits the loss, as in Keras."""
+"""Metrics reported per output, by Keras' names; `accuracy` takes the variant that fits the loss, as in Keras.
+
+A registry entry makes the metric for one output from that output's loss and shape."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+
+from ..registry import Registry
+from .losses import Loss
+
+MetricFunction = Callable[[np.ndarray, np.ndarray], float]  # (predictions, targets) -> mean over the batch
+METRICS: Registry[Callable[[Loss, tuple], MetricFunction]] = Registry("metric")
 
 
 def binary_accuracy(pred, true):
@@ -24,15 +34,14 @@ def mae(pred, true):
     return float(np.mean(np.abs(pred - true)))
 
 
-def accuracy_for(loss_name: str, output_shape: tuple):
-    if loss_name == "sparse_categorical_crossentropy":
+def accuracy_for(loss: Loss, output_shape: tuple) -> MetricFunction:
+    if loss.targets == "labels":
         return sparse_categorical_accuracy
-    if loss_name == "binary_crossentropy" or output_shape[-1] == 1:
+    if loss.targets == "binary" or output_shape[-1] == 1:
         return binary_accuracy
     return categorical_accuracy
 
 
-def metric_function(name: str, loss_name: str, output_shape: tuple):
-    if name in ("accuracy", "acc"):
-        return accuracy_for(loss_name, output_shape)
-    return {"mse": mse, "mae": mae}[name]
+METRICS.add("accuracy", accuracy_for, aliases=("acc",))
+for _function in (binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mse, mae):
+    METRICS.add(_function.__name__, lambda loss, shape, f=_function: f)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import re
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import Problem, SpecError
+from .callbacks import RunFiles
 from .checkpoint import Checkpoint, load_checkpoint
 
 CHECKPOINT, WEIGHTS, HISTORY, SPEC = "checkpoint.npz", "weights.npz", "history.csv", "spec.yaml"
@@ -15,42 +17,75 @@ RUN_FILES = (CHECKPOINT, WEIGHTS, HISTORY)
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what weights.write_atomically leaves if killed
 
 
-def check_new_run(folder: Path, overwrite: bool):
-    """A folder that holds a run is not trained into again without `overwrite`; with it, the old run's
-    files are removed first, so a stale checkpoint can never be resumed as if it were the new run's."""
-    present = [name for name in RUN_FILES if (folder / name).is_file()]
-    if not present:
-        return
-    if overwrite:
-        for name in (*RUN_FILES, SPEC):
-            (folder / name).unlink(missing_ok=True)
-        return
-    unfinished = None
-    if (folder / CHECKPOINT).is_file():
-        try:
-            state = load_checkpoint(folder / CHECKPOINT).state
-            if not state.finished and state.stopped is None:
-                unfinished = state
-        except SpecError:
-            pass
-    if unfinished is not None and not (folder / WEIGHTS).is_file():
-        message = (f"holds an unfinished run (stopped at {unfinished.describe()}); continue it with "
-                   f"`specc train --resume {folder}`, or pass --overwrite to start over")
-    else:
-        message = (f"already holds a run ({', '.join(present)}); pass --overwrite to replace it, "
-                   f"or choose another folder with --out")
-    raise SpecError([Problem(message, (), str(folder))])
+@dataclass
+class RunFolder:
+    """A run's folder and every file name in it: what `specc train` writes, checks and resumes."""
+    path: Path
 
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
 
-def resumable(folder: Path, spec: Optional[str]) -> tuple[Checkpoint, str]:
-    """The run's checkpoint, and the spec to resume it with (by default the one it was started from)."""
-    checkpoint = load_checkpoint(folder / CHECKPOINT)
-    if spec is None:
-        spec = checkpoint.state.run.get("spec", "")
-        if not Path(spec).is_file():
-            raise SpecError([Problem(f"the run's spec {spec} is gone; give it: specc train SPEC --resume {folder}",
-                                     file=str(checkpoint.path))])
-    return checkpoint, spec
+    @property
+    def weights(self) -> Path:
+        return self.path / WEIGHTS
+
+    @property
+    def history(self) -> Path:
+        return self.path / HISTORY
+
+    @property
+    def spec(self) -> Path:
+        return self.path / SPEC
+
+    def files(self) -> RunFiles:
+        return RunFiles(self.path, self.checkpoint, self.history)
+
+    def check_new(self, overwrite: bool):
+        """A folder that holds a run is not trained into again without `overwrite`; with it, the old run's
+        files are removed first, so a stale checkpoint can never be resumed as if it were the new run's."""
+        present = [name for name in RUN_FILES if (self.path / name).is_file()]
+        if not present:
+            return
+        if overwrite:
+            for name in (*RUN_FILES, SPEC):
+                (self.path / name).unlink(missing_ok=True)
+            return
+        unfinished = None
+        if self.checkpoint.is_file():
+            try:
+                state = load_checkpoint(self.checkpoint).state
+                if not state.finished and state.stopped is None:
+                    unfinished = state
+            except SpecError:
+                pass
+        if unfinished is not None and not self.weights.is_file():
+            message = (f"holds an unfinished run (stopped at {unfinished.describe()}); continue it with "
+                       f"`specc train --resume {self.path}`, or pass --overwrite to start over")
+        else:
+            message = (f"already holds a run ({', '.join(present)}); pass --overwrite to replace it, "
+                       f"or choose another folder with --out")
+        raise SpecError([Problem(message, (), str(self.path))])
+
+    def resumable(self, spec: Optional[str]) -> tuple[Checkpoint, str]:
+        """The run's checkpoint, and the spec to resume it with (by default the one it was started from)."""
+        checkpoint = load_checkpoint(self.checkpoint)
+        if spec is None:
+            spec = checkpoint.state.run.get("spec", "")
+            if not Path(spec).is_file():
+                raise SpecError([Problem(f"the run's spec {spec} is gone; give it: specc train SPEC --resume "
+                                         f"{self.path}", file=str(checkpoint.path))])
+        return checkpoint, spec
+
+    def remove_temporaries(self) -> list[Path]:
+        """Temporary files an interrupted atomic write left behind (never a result: results are renamed)."""
+        removed = []
+        if self.path.is_dir():
+            for path in self.path.iterdir():
+                if TEMPORARY.match(path.name) and path.is_file():
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
 
 
 def check_unfinished(checkpoint: Checkpoint, epochs: int):
@@ -63,15 +98,52 @@ def check_unfinished(checkpoint: Checkpoint, epochs: int):
                                  file=str(checkpoint.path))])
 
 
-def remove_temporaries(folder: Path) -> list[Path]:
-    """Temporary files an interrupted atomic write left behind (never a result: results are renamed)."""
-    removed = []
-    if folder.is_dir():
-        for path in folder.iterdir():
-            if TEMPORARY.match(path.name) and path.is_file():
-                path.unlink(missing_ok=True)
-                removed.append(path)
-    return removed
+def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path], resume: Optional[Path],
+                    epochs: Optional[int], batch_size: Optional[int], weights: Optional[str], overwrite: bool,
+                    make_progress: Callable, say: Callable[[str], None]):
+    """`specc train`: a new run in `folder` (default runs/<name>) or the run in `resume` continued; writes
+    every file of the run. `load` reads a spec into a model; `make_progress(epochs, steps)` the progress
+    output. Returns (model, run folder); `model.stopped` says why a run ended early."""
+    import yaml
+
+    from ..io.weights import write_text
+    from ..spec import render
+    checkpoint = None
+    if resume is not None:
+        checkpoint, spec = RunFolder(resume).resumable(spec)
+    model = load(spec)
+    if checkpoint is not None:
+        epochs = epochs or model.resume_epochs(checkpoint.state)
+        check_unfinished(checkpoint, epochs)
+    if weights:
+        model.load_weights(weights)
+    data = model.spec_data()
+    run = RunFolder(resume or folder or Path("runs") / model.name)
+    if checkpoint is None:
+        run.check_new(overwrite)
+    run.remove_temporaries()
+    epochs = epochs or model.spec.fit.epochs
+    batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
+    steps = -(-data[0].rows // batch)
+    say((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint
+         else f"Training {model.name}") + f": {data[0].rows} rows"
+        + (f", validating on {data[1].rows}" if data[1] is not None else "")
+        + f", {epochs} epoch(s) of {steps} batch(es)")
+    spec_text = yaml.safe_dump(render(model.spec), sort_keys=False)
+    if checkpoint is None:
+        write_text(run.spec, spec_text)
+    progress = make_progress(epochs, steps)
+
+    def stopping(signum):
+        progress.message(f"{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
+                         "(press Ctrl-C again to stop at once)", always=True)
+    with StopOnSignal(stopping) as stop:
+        model.fit(epochs=epochs, batch_size=batch_size, data=data, progress=progress, out=run.path,
+                  resume=checkpoint, stop=stop)
+    if (model.stopped or {}).get("reason") != "interrupted":
+        model.save_weights(run.weights)
+        write_text(run.spec, spec_text)
+    return model, run
 
 
 class StopOnSignal:

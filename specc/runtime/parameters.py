@@ -1,7 +1,5 @@
-"""Running a compiled graph: weights in flat buffers, forward over the nodes in order, backward in reverse."""
+"""Every weight of a compiled graph in one flat buffer, and its gradient in another."""
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
@@ -26,6 +24,8 @@ class Parameters:
         for layer in ordered:
             for name, shape in layer.weight_shapes.items():
                 key = f"{layer.key}/{name}"
+                if key in offsets:  # names are identifiers, so two layers can never make one key
+                    raise AssertionError(f"two weights share the key {key}")
                 offsets[key], self.shapes[key] = size, shape
                 size += int(np.prod(shape))
             if graph.is_trainable(layer):
@@ -100,77 +100,3 @@ class Parameters:
 def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
-
-def forward(graph: Graph, params: Parameters, inputs: dict[str, np.ndarray], training: bool):
-    """Every tensor's value, and the tape backward() needs."""
-    values = dict(inputs)
-    tape = []
-    for node in graph.nodes:
-        y, cache = layer_forward(node.layer, params, [values[t] for t in node.inputs], training)
-        values[node.output] = y
-        tape.append(cache)
-    return values, tape
-
-
-def backward(graph: Graph, params: Parameters, tape: list, output_grads: dict[str, np.ndarray],
-             need_inputs: tuple[bool, ...] | None = None) -> list:
-    """Add every weight's gradient into params.grads; return the gradient of each graph input (None where
-    `need_inputs` says it is not wanted: the default for a top-level graph's inputs)."""
-    plan = _gradient_plan(graph, need_inputs or (False,) * len(graph.inputs))
-    grads = dict(output_grads)
-    for node, cache, (run, need_dx) in zip(reversed(graph.nodes), reversed(tape), reversed(plan)):
-        dy = grads.pop(node.output, None)
-        if dy is None or not run:
-            continue  # nothing downstream reaches a loss, or nothing upstream can learn from it
-        for tensor, dx in zip(node.inputs, layer_backward(node.layer, params, cache, dy, need_dx)):
-            if dx is not None:
-                # never in place: a backward may hand the same array to several inputs (Add)
-                grads[tensor] = grads[tensor] + dx if tensor in grads else dx
-    return [grads.get(name) for name in graph.inputs]
-
-
-@functools.lru_cache(maxsize=None)  # a compiled Graph never changes; it hashes by identity
-def _gradient_plan(graph: Graph, need_inputs: tuple[bool, ...]) -> tuple[tuple[bool, bool], ...]:
-    """For each node: (run its backward at all, does any of its inputs need a gradient)."""
-    needed = {name for name, need in zip(graph.inputs, need_inputs) if need}
-    plan = []
-    for node in graph.nodes:
-        need_dx = any(tensor in needed for tensor in node.inputs)
-        learns = _learns(node.layer)
-        if need_dx or learns:
-            needed.add(node.output)
-        plan.append((need_dx or learns, need_dx))
-    return tuple(plan)
-
-
-def _learns(layer: GraphLayer) -> bool:
-    """Whether a layer holds weights that training changes."""
-    if not layer.trainable:
-        return False
-    if layer.inner is not None:
-        return _learns(layer.inner)
-    if layer.is_model:
-        return any(_learns(inner) for inner in layer.config.layers.values())
-    return bool(layer.weight_shapes)
-
-
-def layer_forward(layer: GraphLayer, params: Parameters, xs: list, training: bool):
-    if layer.inner is not None:  # TimeDistributed: fold the steps into the batch
-        x = xs[0]
-        folded, cache = layer_forward(layer.inner, params, [x.reshape(-1, *x.shape[2:])], training)
-        return folded.reshape(*x.shape[:2], *folded.shape[1:]), cache
-    if layer.is_model:
-        inner: Graph = layer.config
-        values, tape = forward(inner, params, dict(zip(inner.inputs, xs)), training)
-        return values[inner.outputs[0]], tape
-    return layer.config.forward(params.weights(layer), xs, training)
-
-
-def layer_backward(layer: GraphLayer, params: Parameters, cache, dy: np.ndarray, need_dx: bool) -> list:
-    if layer.inner is not None:
-        (dx,) = layer_backward(layer.inner, params, cache, dy.reshape(-1, *dy.shape[2:]), need_dx)
-        return [None if dx is None else dx.reshape(*dy.shape[:2], *dx.shape[1:])]
-    if layer.is_model:
-        inner: Graph = layer.config
-        return backward(inner, params, cache, {inner.outputs[0]: dy}, (need_dx,) * len(inner.inputs))
-    return layer.config.backward(params.weights(layer), params.gradients(layer), cache, dy, need_dx)

@@ -1,0 +1,123 @@
+"""The compiled graph: inputs, nodes in an order where each comes after what it reads, outputs; and running
+it: forward over the nodes in order, backward in reverse."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import did_you_mean
+from ..layers import Shape
+from .nodes import GraphLayer, LayerCall, Node
+
+
+@dataclass(eq=False)
+class Graph:
+    """A functional model: inputs, nodes in an order where each comes after what it reads, outputs."""
+    name: str
+    inputs: dict[str, Shape]
+    input_dtypes: dict[str, str]
+    nodes: list[Node]
+    outputs: list[str]
+    layers: dict[str, GraphLayer]   # every layer called in this graph (including models from outer scopes)
+    shapes: dict[str, Shape]        # every tensor
+
+    def walk(self) -> list[GraphLayer]:
+        """Every layer, model and wrapper once, descending into what each applies, in spec order."""
+        seen: dict[int, GraphLayer] = {}
+
+        def visit(layer: GraphLayer):
+            if id(layer) not in seen:
+                seen[id(layer)] = layer
+                for child in layer.children():
+                    visit(child)
+        for layer in self.layers.values():
+            visit(layer)
+        return list(seen.values())
+
+    def all_layers(self) -> list[LayerCall]:
+        """Each layer that can hold weights, once; a weight's key is layer.key/name."""
+        return [layer for layer in self.walk() if isinstance(layer, LayerCall)]
+
+    def weight_shapes(self) -> dict[str, Shape]:
+        return {f"{layer.key}/{name}": shape
+                for layer in self.all_layers() for name, shape in layer.weight_shapes.items()}
+
+    def count_params(self, trainable: bool | None = None) -> int:
+        return sum(int(np.prod(shape)) for layer in self.all_layers()
+                   if trainable is None or self.is_trainable(layer) == trainable
+                   for shape in layer.weight_shapes.values())
+
+    def is_trainable(self, layer: GraphLayer) -> bool:
+        """A layer trains unless it, or a model or wrapper that holds it, is frozen."""
+        return layer.trainable and all(owner.trainable for owner in self._owners(layer))
+
+    def _owners(self, target: GraphLayer) -> list[GraphLayer]:
+        def path_within(layer: GraphLayer) -> list[GraphLayer] | None:
+            if layer is target:
+                return []
+            for child in layer.children():
+                found = path_within(child)
+                if found is not None:
+                    return [layer, *found]
+            return None
+        for layer in self.layers.values():
+            found = path_within(layer)
+            if found is not None:
+                return found
+        return []
+
+    def id_limits(self, tensor: str) -> list[int]:
+        """The id range of every layer taking ids (Embedding) that reads `tensor`, inside sub-models too."""
+        return [limit for node in self.nodes for position, name in enumerate(node.inputs) if name == tensor
+                for limit in node.layer.id_limits(position)]
+
+    def get_layer(self, name: str) -> GraphLayer:
+        if name in self.layers:
+            return self.layers[name]
+        for layer in self.all_layers():
+            if layer.key == name:
+                return layer
+        raise KeyError(f"no layer '{name}'{did_you_mean(name, self.layers)}")
+
+    # -- running it -------------------------------------------------------------------------------------
+    def forward(self, params, inputs: dict[str, np.ndarray], training: bool):
+        """Every tensor's value, and the tape backward() needs."""
+        values = dict(inputs)
+        tape = []
+        for node in self.nodes:
+            y, cache = node.layer.forward(params, [values[t] for t in node.inputs], training)
+            values[node.output] = y
+            tape.append(cache)
+        return values, tape
+
+    def backward(self, params, tape: list, output_grads: dict[str, np.ndarray],
+                 need_inputs: tuple[bool, ...] | None = None) -> list:
+        """Add every weight's gradient into params' gradients; return the gradient of each graph input (None
+        where `need_inputs` says it is not wanted: the default for a top-level graph's inputs)."""
+        plan = _gradient_plan(self, need_inputs or (False,) * len(self.inputs))
+        grads = dict(output_grads)
+        for node, cache, (run, need_dx) in zip(reversed(self.nodes), reversed(tape), reversed(plan)):
+            dy = grads.pop(node.output, None)
+            if dy is None or not run:
+                continue  # nothing downstream reaches a loss, or nothing upstream can learn from it
+            for tensor, dx in zip(node.inputs, node.layer.backward(params, cache, dy, need_dx)):
+                if dx is not None:
+                    # never in place: a backward may hand the same array to several inputs (Add)
+                    grads[tensor] = grads[tensor] + dx if tensor in grads else dx
+        return [grads.get(name) for name in self.inputs]
+
+
+@functools.lru_cache(maxsize=None)  # a compiled Graph never changes; it hashes by identity
+def _gradient_plan(graph: Graph, need_inputs: tuple[bool, ...]) -> tuple[tuple[bool, bool], ...]:
+    """For each node: (run its backward at all, does any of its inputs need a gradient)."""
+    needed = {name for name, need in zip(graph.inputs, need_inputs) if need}
+    plan = []
+    for node in graph.nodes:
+        need_dx = any(tensor in needed for tensor in node.inputs)
+        learns = node.layer.learns()
+        if need_dx or learns:
+            needed.add(node.output)
+        plan.append((need_dx or learns, need_dx))
+    return tuple(plan)

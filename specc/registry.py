@@ -1,0 +1,98 @@
+"""Registries: the names of one family (layers, activations, initializers, optimizers, losses, metrics,
+callbacks), each entry declared once where it is implemented.
+
+The spec format's unions, `specc schema`, the "known: ..." lists and suggestions in error messages and the
+README's tables are all read from here, so a new entry needs no edit anywhere else.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Callable, Generic, Iterator, Optional, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from .errors import did_you_mean
+
+T = TypeVar("T")
+
+
+class Config(BaseModel):
+    """A part of the spec format: unknown keys are errors, values keep the type they were written with."""
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _identifier(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid name: names of inputs, layers and models are letters, digits, "
+                         "'_' and '-' ('.' will select one output of a layer, '/' separates the parts of weight "
+                         "keys)")
+    return name
+
+
+Name = Annotated[str, AfterValidator(_identifier)]  # of an input, a layer or a model: part of weight keys
+
+
+def type_tag(config: type[BaseModel]) -> str:
+    """The `type:` value that selects a config class in a spec (its Literal)."""
+    return config.model_fields["type"].annotation.__args__[0]
+
+
+class Registry(Generic[T]):
+    """Entries by name, in the order they were registered; aliases resolve to their entry's name."""
+
+    def __init__(self, family: str, sorted_names: bool = False):
+        self.family = family  # as said in messages: "unknown optimizer 'x'"
+        self.sorted_names = sorted_names  # list names alphabetically rather than in registration order
+        self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+
+    def add(self, name: str, entry: T, aliases: tuple[str, ...] = ()) -> T:
+        for key in (name, *aliases):
+            if key in self._entries or key in self._aliases:
+                raise ValueError(f"{self.family} '{key}' is registered twice")
+        self._entries[name] = entry
+        self._aliases.update({alias: name for alias in aliases})
+        return entry
+
+    def register(self, name: Optional[str] = None, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
+        """Class decorator; the name defaults to the class's `type:` tag."""
+        def decorate(entry):
+            return self.add(name or type_tag(entry), entry, aliases)
+        return decorate
+
+    def canonical(self, name: str) -> Optional[str]:
+        """The entry's own name for a name or an alias; None for an unknown name."""
+        return name if name in self._entries else self._aliases.get(name)
+
+    def __getitem__(self, name: str) -> T:
+        canonical = self.canonical(name)
+        if canonical is None:
+            raise KeyError(self.unknown(name))
+        return self._entries[canonical]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.canonical(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self, with_aliases: bool = False) -> list[str]:
+        names = [*self._entries, *self._aliases] if with_aliases else list(self._entries)
+        return sorted(names, key=str.lower) if self.sorted_names else names
+
+    def entries(self) -> list[T]:
+        return list(self._entries.values())
+
+    def items(self) -> list[tuple[str, T]]:
+        return list(self._entries.items())
+
+    def unknown(self, name: str) -> str:
+        """The message for a name that is not registered, with a suggestion for a near miss."""
+        return (f"unknown {self.family} '{name}'{did_you_mean(name, self.names(with_aliases=True))}; "
+                f"known: {', '.join(self.names())}")
