@@ -8,13 +8,13 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .errors import KeyPath, Problem, SpecError, did_you_mean
+from .errors import KeyPath, Problem, SpecError
 from .graph import Graph, GraphLayer, compile_spec
 from .io.data import Dataset, load_dataset, split
 from .io.weights import load_arrays, save_arrays
 from .runtime.parameters import Parameters
 from .spec import SourceMap, Spec, load_spec
-from .spec.format import GraphModel, ImportedModel
+from .spec.imports import Imports
 from .train.checks import check_training
 from .train.run import CHECKPOINT, RunFolder
 
@@ -37,21 +37,13 @@ def sort_by_place(problems: list[Problem], source: SourceMap):
     problems.sort(key=lambda p: (p.file != source.file, p.line or 0, p.column or 0))
 
 
-@dataclass
-class _Import:
-    key: str            # weights prefix in this model
-    weights: Path
-    their_prefix: str   # weights prefix in the other spec's weights file
-
-
 class Model:
     def __init__(self, path: Union[str, Path]):
         self.path = Path(path)
-        self._imports: list[_Import] = []
-        self._other_specs: dict[Path, Optional[Spec]] = {}
+        self._imports = Imports(self.path)
         self.spec, self.source = self._load_spec()
         with located(self.source):
-            self.graph: Graph = compile_spec(self.spec, self._resolve_import)
+            self.graph: Graph = compile_spec(self.spec, self._imports)
             problems = check_training(self.spec, self.graph)
             if problems:
                 raise SpecError(problems)
@@ -69,7 +61,7 @@ class Model:
             if stand_in is not None:
                 try:
                     with located(stand_in.source):
-                        compile_spec(stand_in.spec, self._resolve_import, names_only=True)
+                        compile_spec(stand_in.spec, self._imports, names_only=True)
                 except SpecError as more:
                     e.problems += [p for p in more.problems
                                    if not any(p.path[:len(b)] == b for b in stand_in.broken)]
@@ -97,7 +89,7 @@ class Model:
         if self._params is None:
             self._params = Parameters(self.graph)
             self._params.initialize(self.spec.seed)
-            for imported in self._imports:
+            for imported in self._imports.weights:
                 arrays = load_arrays(imported.weights)
                 mine = {k[len(imported.their_prefix):]: v for k, v in arrays.items()
                         if k.startswith(imported.their_prefix)}
@@ -175,6 +167,7 @@ class Model:
         from .spec import render
         from .train.checkpoint import TrainState
         from .train.loop import FitConfig, fit
+        from .train.run import resume_epochs
         train, validation = data if data is not None else self.spec_data()
         if self.spec.data is None:  # the spec could not tell whether there is validation data: now it can
             self._check_monitors(validation is not None)
@@ -186,7 +179,7 @@ class Model:
             checkpoint = self._resume_from(resume, train, batch_size)
             state = checkpoint.state
             out = out if out is not None else checkpoint.path.parent
-            epochs, batch_size = epochs or self.resume_epochs(state), state.batch_size
+            epochs, batch_size = epochs or resume_epochs(self.spec, state), state.batch_size
         else:
             epochs, batch_size = epochs or fit_spec.epochs, batch_size or fit_spec.batch_size
             state = TrainState.fresh(self.spec.seed, epochs, batch_size)
@@ -206,12 +199,6 @@ class Model:
             self._optimizer = Optimizer(self.spec.compile.optimizer, self.params.trainable_size, self.params.dtype)
         return self._optimizer
 
-    def resume_epochs(self, state) -> int:
-        """How many epochs a resumed run trains to: the run's own number, unless the spec's `fit.epochs` was
-        changed since it started."""
-        started_with = state.run.get("rendered", {}).get("fit", {}).get("epochs")
-        return self.spec.fit.epochs if self.spec.fit.epochs != started_with else state.epochs
-
     def _check_monitors(self, validation: bool):
         problems = check_training(self.spec, self.graph, validation)
         if problems:
@@ -219,30 +206,18 @@ class Model:
                 raise SpecError(problems)
 
     def _resume_from(self, resume, train: Dataset, batch_size: Optional[int]):
-        """The checkpoint to continue from, its weights and optimizer state restored; refused when the spec,
-        the data or the batch size differ from the run's (it would not be the same run)."""
+        """The checkpoint to continue from, its weights and optimizer state restored; refused when it is not
+        the same run (another spec, other data, another batch size)."""
         from .spec import render
         from .train.checkpoint import Checkpoint, load_checkpoint
+        from .train.run import check_same_run
         if isinstance(resume, Checkpoint):
             checkpoint = resume
         else:
             path = Path(resume)
             checkpoint = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-        state, where = checkpoint.state, str(checkpoint.path)
-        then, now = dict(state.run.get("rendered", {})), render(self.spec)
-        for spec in (then, now):  # training longer is continuing the same run
-            spec["fit"] = {k: v for k, v in spec.get("fit", {}).items() if k != "epochs"}
-        if then != now:
-            changed = ", ".join(_differences(then, now)[:3])
-            raise SpecError([Problem(f"the run was started from another spec (it differs in {changed}); resume "
-                                     f"it with the spec it started with, or start a new run", file=where)])
-        if state.run.get("rows") != train.rows:
-            raise SpecError([Problem(f"the run trained on {state.run.get('rows')} rows; the data now has "
-                                     f"{train.rows}", file=where)])
-        if batch_size is not None and batch_size != state.batch_size:
-            raise SpecError([Problem(f"the run trains with batch size {state.batch_size}; resuming it with "
-                                     f"{batch_size} would not continue the same run", file=where)])
-        self.params.assign(checkpoint.weights, where)
+        check_same_run(checkpoint, render(self.spec), train.rows, batch_size)
+        self.params.assign(checkpoint.weights, str(checkpoint.path))
         checkpoint.restore_optimizer(self.optimizer)
         return checkpoint
 
@@ -275,47 +250,6 @@ class Model:
                                  f"got {array.shape}")
             arrays[name] = array.astype(self.graph.input_dtypes[name], copy=False)
         return predict(self.graph, self.params, arrays, batch_size or self.spec.fit.batch_size)
-
-    # -- sub-models from other specs ---------------------------------------------------------------------
-    def _other_spec(self, path: Path) -> Spec:
-        """Another spec, read once however many models come from it; its problems are reported once."""
-        key = path.resolve()
-        if key not in self._other_specs:
-            try:
-                self._other_specs[key] = load_spec(path)[0]
-            except SpecError:
-                self._other_specs[key] = None
-                raise
-        if self._other_specs[key] is None:
-            raise SpecError([])  # already reported
-        return self._other_specs[key]
-
-    def _resolve_import(self, entry: ImportedModel, path: KeyPath) -> GraphModel:
-        other = self._other_spec(self.path.parent / entry.from_)
-        if entry.model is None:
-            definition, their_prefix = other, ""
-        elif entry.model in other.models:
-            definition, their_prefix = other.models[entry.model], entry.model + "/"
-        else:
-            raise SpecError([Problem(f"{entry.from_} defines no model '{entry.model}'"
-                                     f"{did_you_mean(entry.model, other.models)}", path + ("model",))])
-        if isinstance(definition, ImportedModel):
-            raise SpecError([Problem(f"'{entry.model}' in {entry.from_} is itself imported; import it from "
-                                     f"{definition.from_} directly", path + ("model",))])
-        if entry.weights is not None:
-            key = "/".join(str(part) for i, part in enumerate(path) if i % 2 == 1)
-            self._imports.append(_Import(key, self.path.parent / entry.weights, their_prefix))
-        return definition
-
-
-def _differences(a, b, path: str = "") -> list[str]:
-    """Dotted paths where two plain-data documents differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in [*a, *(k for k in b if k not in a)]
-                for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
-    return [] if a == b else [path or "the whole spec"]
 
 
 def load(path: Union[str, Path]) -> Model:

@@ -88,6 +88,42 @@ class RunFolder:
         return removed
 
 
+def resume_epochs(spec, state) -> int:
+    """How many epochs a resumed run trains to: the run's own number, unless the spec's `fit.epochs` was
+    changed since it started."""
+    started_with = state.run.get("rendered", {}).get("fit", {}).get("epochs")
+    return spec.fit.epochs if spec.fit.epochs != started_with else state.epochs
+
+
+def check_same_run(checkpoint: Checkpoint, rendered_spec: dict, rows: int, batch_size: Optional[int]):
+    """Resuming continues the same run: the spec (but for `fit.epochs`), the rows and the batch size it
+    started with."""
+    state, where = checkpoint.state, str(checkpoint.path)
+    then, now = dict(state.run.get("rendered", {})), dict(rendered_spec)
+    for spec in (then, now):  # training longer is continuing the same run
+        spec["fit"] = {k: v for k, v in spec.get("fit", {}).items() if k != "epochs"}
+    if then != now:
+        changed = ", ".join(_differences(then, now)[:3])
+        raise SpecError([Problem(f"the run was started from another spec (it differs in {changed}); resume "
+                                 f"it with the spec it started with, or start a new run", file=where)])
+    if state.run.get("rows") != rows:
+        raise SpecError([Problem(f"the run trained on {state.run.get('rows')} rows; the data now has {rows}",
+                                 file=where)])
+    if batch_size is not None and batch_size != state.batch_size:
+        raise SpecError([Problem(f"the run trains with batch size {state.batch_size}; resuming it with "
+                                 f"{batch_size} would not continue the same run", file=where)])
+
+
+def _differences(a, b, path: str = "") -> list[str]:
+    """Dotted paths where two plain-data documents differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in [*a, *(k for k in b if k not in a)]
+                for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [path or "the whole spec"]
+
+
 def check_unfinished(checkpoint: Checkpoint, epochs: int):
     """A finished run has nothing to resume, unless it is to be trained for more epochs than it was."""
     state = checkpoint.state
@@ -113,7 +149,7 @@ def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path],
         checkpoint, spec = RunFolder(resume).resumable(spec)
     model = load(spec)
     if checkpoint is not None:
-        epochs = epochs or model.resume_epochs(checkpoint.state)
+        epochs = epochs or resume_epochs(model.spec, checkpoint.state)
         check_unfinished(checkpoint, epochs)
     if weights:
         model.load_weights(weights)
@@ -129,9 +165,8 @@ def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path],
          else f"Training {model.name}") + f": {data[0].rows} rows"
         + (f", validating on {data[1].rows}" if data[1] is not None else "")
         + f", {epochs} epoch(s) of {steps} batch(es)")
-    spec_text = yaml.safe_dump(render(model.spec), sort_keys=False)
-    if checkpoint is None:
-        write_text(run.spec, spec_text)
+    if checkpoint is None or not run.spec.is_file():  # the run's spec, there from its first batch on
+        write_text(run.spec, yaml.safe_dump(render(model.spec), sort_keys=False))
     progress = make_progress(epochs, steps)
 
     def stopping(signum):
@@ -142,7 +177,6 @@ def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path],
                   resume=checkpoint, stop=stop)
     if (model.stopped or {}).get("reason") != "interrupted":
         model.save_weights(run.weights)
-        write_text(run.spec, spec_text)
     return model, run
 
 
