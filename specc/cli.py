@@ -61,6 +61,13 @@ def schema():
 
 
 @cli.command()
+def vocabulary():
+    """Every name a spec may use: layer types with their arguments, optimizers, callbacks, losses, metrics..."""
+    from .spec.vocabulary import vocabulary_markdown
+    click.echo(vocabulary_markdown(), nl=False)
+
+
+@cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 def render(spec):
     """The spec with every default filled in."""

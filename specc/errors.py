@@ -11,8 +11,8 @@ KeyPath = tuple  # of str | int: the keys leading from the document root to a va
 def dotted(path: KeyPath) -> str:
     out = ""
     for key in path:
-        if not isinstance(key, int) and not str(key).isprintable():
-            key = repr(key)  # a name with a tab or a newline is shown as such, on one line
+        if not isinstance(key, int) and (not str(key).isprintable() or not str(key).strip()):
+            key = repr(key)  # a blank name, or one with a tab or a newline, is shown as such, on one line
         out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
     return out
 

@@ -60,6 +60,19 @@ class StopAfter:
 
 # -- the format -----------------------------------------------------------------------------------------------
 
+def test_a_callback_never_writes_outside_its_run_folder(tmp_path):
+    """Validation refuses such names; the trainer refuses them too, should one get past it (a symlink)."""
+    from specc.train.callbacks import RunFiles, Trainer
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "link").symlink_to(tmp_path)
+    trainer = Trainer(None, None, None, [], RunFiles(folder), print)
+    assert trainer.resolve("best.npz") == folder / "best.npz"
+    for escaping in ("../x.npz", str(tmp_path / "x.npz"), "link/x.npz"):
+        with pytest.raises(AssertionError, match="outside the run folder"):
+            trainer.resolve(escaping)
+
+
 def test_callbacks_by_snake_name_keras_class_name_or_bare_string(tmp_path):
     spec = digits(tmp_path, "{epochs: 3, callbacks: [terminate_on_nan, {type: EarlyStopping, patience: 2}, "
                             "{type: ReduceLROnPlateau}, {type: model_checkpoint, save_best_only: true}]}")
@@ -93,8 +106,26 @@ def test_callbacks_by_snake_name_keras_class_name_or_bare_string(tmp_path):
     ("[{type: model_checkpoint, filepath: best.h5}]", "best.h5", "fit.callbacks[0].filepath", ["must end in .npz"]),
     ("[{type: model_checkpoint, filepath: checkpoint.npz, save_best_only: true}]", "checkpoint.npz",
      "fit.callbacks[0].filepath", ["the run's own checkpoint", "e.g. best.npz"]),
+    ("[{type: model_checkpoint, filepath: ../../escape.npz}]", "../../", "fit.callbacks[0].filepath",
+     ["'../../escape.npz' leaves the run folder"]),
+    ("[{type: model_checkpoint, filepath: /tmp/anywhere.npz}]", "/tmp/", "fit.callbacks[0].filepath",
+     ["'/tmp/anywhere.npz' leaves the run folder"]),
+    ("[{type: csv_logger, filename: ../log.csv}]", "../log", "fit.callbacks[0].filename",
+     ["'../log.csv' leaves the run folder"]),
+    ("[{type: csv_logger, filename: weights.npz}]", "weights.npz", "fit.callbacks[0].filename",
+     ["'weights.npz' is the run's own file", "e.g. log.csv"]),
+    ("[{type: csv_logger, filename: history.csv, separator: ';'}]", "history.csv", "fit.callbacks[0].filename",
+     ["'history.csv' is the run's own history"]),
+    ("[{type: model_checkpoint, filepath: spec.yaml}]", "spec.yaml", "fit.callbacks[0].filepath",
+     ["must end in .npz"]),
+    ("[{type: model_checkpoint, filepath: ./weights.npz}]", "./weights", "fit.callbacks[0].filepath",
+     ["'weights.npz' is the run's own file", "e.g. best.npz"]),
+    ("[{type: model_checkpoint, filepath: 'e{epoch:4000000000d}.npz'}]", "'e{", "fit.callbacks[0].filepath",
+     ["wider than 64 characters"]),
 ], ids=["unknown-name", "unknown-type", "no-type", "unknown-key", "out-of-range", "monitor-not-logged",
-        "filepath-field", "filepath-suffix", "filepath-is-resume-checkpoint"])
+        "filepath-field", "filepath-suffix", "filepath-is-resume-checkpoint", "filepath-escapes",
+        "filepath-absolute", "filename-escapes", "filename-is-weights", "filename-is-history-in-another-format",
+        "filepath-is-spec", "filepath-is-weights", "filepath-width"])
 def test_callback_errors_are_located(tmp_path, entry, at, path, parts):
     spec = digits(tmp_path, f"{{epochs: 3, callbacks: {entry}}}")
     (problem,) = problems_of(spec)

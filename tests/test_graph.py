@@ -302,3 +302,17 @@ def test_no_gradient_work_for_graph_inputs_or_frozen_branches(tmp_path):
     assert graph.backward(params, tape, {"out": np.ones((2, 1))}) == [None, None]
     assert not params.grads[params.trainable_size:].any()
     assert params.trainable_grads.any()
+
+
+def test_two_weights_never_share_a_key(tmp_path):
+    """Names are identifiers, so no two layers make one key; the weight buffer asserts it all the same."""
+    from specc.graph import LayerCall
+    spec = tmp_path / "two.yaml"
+    spec.write_text("specc: 1\ninputs: {x: {shape: [3]}}\nlayers:\n  a: {type: Dense, units: 2, inputs: x}\n"
+                    "  b: {type: Dense, units: 2, inputs: a}\noutputs: [b]\ncompile: {loss: mse}\n")
+    graph = specc.load(spec).graph
+    Parameters(graph)
+    first, second = [layer for layer in graph.walk() if isinstance(layer, LayerCall)]
+    second.key = first.key
+    with pytest.raises(AssertionError, match="two weights share the key a/kernel"):
+        Parameters(graph)

@@ -181,6 +181,7 @@ def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
             message = err["msg"][0].lower() + err["msg"][1:]
             if not isinstance(value, (dict, list)):
                 message += f", got {value!r}"
+        at_key = at_key or "[key]" in loc  # a mapping's key failed, not its value
         slot = slot or path
         if slot in problems and not at_key:
             problems[slot].message = _merge(problems[slot].message, message)
