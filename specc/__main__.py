@@ -1,3 +1,19 @@
-from .cli import main
+"""The `specc` command and `python -m specc`: a Ctrl-C while the command is still loading ends it quietly too."""
+import sys
 
-main()
+
+def main(argv=None):
+    try:
+        from .cli import EXIT_INTERRUPTED, main as run
+    except KeyboardInterrupt:
+        sys.stderr.write("\nInterrupted.\n")
+        sys.exit(130)
+    try:
+        run(argv)
+    except KeyboardInterrupt:  # between the command's own handlers
+        sys.stderr.write("\nInterrupted.\n")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

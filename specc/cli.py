@@ -11,9 +11,22 @@ import click
 from .errors import SpecError
 
 EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for a tool ended by a closed pipe
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _ClosedPipe(Exception):
+    """The reader of the output went away (`specc ... | head -1`)."""
+
+
+class _Commands(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # click would end it with status 1, as if the input were bad
+            raise _ClosedPipe() from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="specc")
 def cli():
     """Compile a YAML/JSON model spec into a trained neural network."""
@@ -151,7 +164,14 @@ def evaluate(spec, weights, data_path, batch_size):
     from .model import load
     model = load(spec)
     model.load_weights(weights)
-    data = model.read_data(data_path) if data_path else None
+    if data_path:
+        data = model.read_data(data_path)
+    else:
+        train, data = model.spec_data()
+        if data is None:
+            click.echo("The spec has no validation data: evaluating on its training data (--data FILE chooses "
+                       "other data)", err=True)
+            data = train
     for name, value in model.evaluate(data, batch_size=batch_size).items():
         click.echo(f"{name}: {value:.4f}")
 
@@ -268,6 +288,12 @@ def main(argv=None):
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("\nInterrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except (_ClosedPipe, BrokenPipeError):  # end quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as e:  # the user's environment: a missing, unreadable or unwritable file, a full disk
+        click.echo(f"{e.filename or 'specc'}: {e.strerror or e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     except Exception as e:  # noqa: BLE001 - the last line of defense against a traceback
         if os.environ.get("SPECC_DEBUG"):
             raise

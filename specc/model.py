@@ -134,7 +134,16 @@ class Model:
                 "targets": data.validation.targets if data.validation.targets is not None else data.train.targets})
             return train, self._read(validation, ("data", "validation"))
         if data.validation_split > 0:
-            return split(train, data.validation_split)
+            train, validation = split(train, data.validation_split)
+            for part, rows, purpose in (("training", train.rows, "train on"), ("validation", validation.rows,
+                                                                                "validate on")):
+                if rows == 0:
+                    with located(self.source):
+                        raise SpecError([Problem(
+                            f"validation_split {data.validation_split} of {train.rows + validation.rows} row(s) "
+                            f"leaves no {part} rows to {purpose}; change the split or add rows",
+                            ("data", "validation_split"))])
+            return train, validation
         return train, None
 
     def _read(self, source, where: KeyPath) -> Dataset:

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 class Config(BaseModel):
     """A part of the spec format: unknown keys are errors, values keep the type they were written with."""
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")

@@ -1,7 +1,10 @@
 """A run folder (weights.npz, checkpoint.npz, history.csv, spec.yaml) and stopping a run cleanly on a signal."""
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
 import signal
 import threading
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 
 CHECKPOINT, WEIGHTS, HISTORY, SPEC = "checkpoint.npz", "weights.npz", "history.csv", "spec.yaml"
 RUN_FILES = (CHECKPOINT, WEIGHTS, HISTORY)
+PREVIOUS = ".overwritten"  # an overwritten run's files, until the new run has its weights
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what weights.write_atomically leaves if killed
 
 
@@ -41,16 +45,102 @@ class RunFolder:
     def files(self) -> RunFiles:
         return RunFiles(self.path, self.checkpoint, self.history)
 
+    def write_spec(self, spec):
+        import yaml
+
+        from ..io.weights import write_text
+        from ..spec import render
+        write_text(self.spec, yaml.safe_dump(render(spec), sort_keys=False))
+
+    def make_writable(self):
+        """The folder exists and takes files, or a SpecError says why not, before anything is trained."""
+        probe = self.path / f".specc-probe-{os.getpid()}"
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise SpecError([Problem(f"cannot write the run's files here: {e.strerror or e}", (), str(self.path))]) \
+                from None
+
+    @contextlib.contextmanager
+    def locked(self):
+        """One `specc train` at a time in a folder: an advisory lock on the folder itself, which the system
+        releases when the process ends, however it ends (so a crash leaves no stale lock)."""
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this system
+            yield
+            return
+        folder = os.open(self.path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise SpecError([Problem("another `specc train` is running in this folder; wait for it to end, or "
+                                         "choose another folder with --out", (), str(self.path))]) from None
+            yield
+        finally:
+            os.close(folder)
+
+    @contextlib.contextmanager
+    def replacing(self, overwrite: bool):
+        """With --overwrite, the old run's files are moved aside and kept until the new run has written its
+        weights; should it end without them (an error, a second Ctrl-C), they come back."""
+        present = [name for name in (*RUN_FILES, SPEC) if (self.path / name).is_file()] if overwrite else []
+        aside = self.path / PREVIOUS
+        if present:
+            shutil.rmtree(aside, ignore_errors=True)
+            aside.mkdir()
+            for name in present:
+                os.replace(self.path / name, aside / name)
+        try:
+            yield
+        except BaseException:
+            if present and not self.weights.is_file():
+                for name in (*RUN_FILES, SPEC):
+                    (self.path / name).unlink(missing_ok=True)
+                for name in present:
+                    os.replace(aside / name, self.path / name)
+                aside.rmdir()
+            raise
+        if self.weights.is_file():  # the new run (or a resumed one) has its weights: the old run can go
+            shutil.rmtree(aside, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def environment_errors(self):
+        """A full disk or a folder that stops taking files is the user's environment, not a bug: say which
+        file, and what the run kept."""
+        try:
+            yield
+        except BrokenPipeError:
+            raise  # not a file of the run: the reader of the output went away
+        except OSError as e:
+            if self.checkpoint.is_file():
+                kept = (f"the run's last checkpoint is kept; resume it with `specc train --resume {self.path}` once "
+                        "there is room")
+            else:
+                kept = "the run had written no checkpoint yet"
+            raise SpecError([Problem(f"cannot write: {e.strerror or e}; {kept}", (), str(e.filename or self.path))]) \
+                from None
+
+    def complete(self, model, checkpoint: Checkpoint):
+        """A run that stopped between its last checkpoint and its weights file: write the weights from it."""
+        model.load_weights(checkpoint.path)
+        with self.environment_errors():
+            model.save_weights(self.weights)
+            if not self.spec.is_file():
+                self.write_spec(model.spec)
+
     def check_new(self, overwrite: bool):
         """A folder that holds a run is not trained into again without `overwrite`; with it, the old run's
-        files are removed first, so a stale checkpoint can never be resumed as if it were the new run's."""
+        files are moved aside first (replacing()), so a stale checkpoint can never be resumed as if it were the
+        new run's."""
         present = [name for name in RUN_FILES if (self.path / name).is_file()]
         if not present:
             return
         if overwrite:
-            for name in (*RUN_FILES, SPEC):
-                (self.path / name).unlink(missing_ok=True)
-            return
+            return  # replacing() moves them aside
         unfinished = None
         if self.checkpoint.is_file():
             try:
@@ -140,43 +230,47 @@ def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path],
     """`specc train`: a new run in `folder` (default runs/<name>) or the run in `resume` continued; writes
     every file of the run. `load` reads a spec into a model; `make_progress(epochs, steps)` the progress
     output. Returns (model, run folder); `model.stopped` says why a run ended early."""
-    import yaml
-
-    from ..io.weights import write_text
-    from ..spec import render
     checkpoint = None
     if resume is not None:
         checkpoint, spec = RunFolder(resume).resumable(spec)
     model = load(spec)
+    run = RunFolder(resume or folder or Path("runs") / model.name)
     if checkpoint is not None:
         epochs = epochs or resume_epochs(model.spec, checkpoint.state)
+        if checkpoint.state.finished and not run.weights.is_file():
+            run.make_writable()
+            with run.locked():
+                run.complete(model, checkpoint)
+            say(f"The run had ended before writing {WEIGHTS}; wrote it from {run.checkpoint}")
+            return model, run
         check_unfinished(checkpoint, epochs)
     if weights:
         model.load_weights(weights)
     data = model.spec_data()
-    run = RunFolder(resume or folder or Path("runs") / model.name)
-    if checkpoint is None:
-        run.check_new(overwrite)
-    run.remove_temporaries()
-    epochs = epochs or model.spec.fit.epochs
-    batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
-    steps = -(-data[0].rows // batch)
-    say((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint
-         else f"Training {model.name}") + f": {data[0].rows} rows"
-        + (f", validating on {data[1].rows}" if data[1] is not None else "")
-        + f", {epochs} epoch(s) of {steps} batch(es)")
-    if checkpoint is None or not run.spec.is_file():  # the run's spec, there from its first batch on
-        write_text(run.spec, yaml.safe_dump(render(model.spec), sort_keys=False))
-    progress = make_progress(epochs, steps)
+    run.make_writable()
+    with run.locked():
+        if checkpoint is None:
+            run.check_new(overwrite)
+        run.remove_temporaries()
+        epochs = epochs or model.spec.fit.epochs
+        batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
+        steps = -(-data[0].rows // batch)
+        say((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint
+             else f"Training {model.name}") + f": {data[0].rows} rows"
+            + (f", validating on {data[1].rows}" if data[1] is not None else "")
+            + f", {epochs} epoch(s) of {steps} batch(es)")
+        progress = make_progress(epochs, steps)
 
-    def stopping(signum):
-        progress.message(f"{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
-                         "(press Ctrl-C again to stop at once)", always=True)
-    with StopOnSignal(stopping) as stop:
-        model.fit(epochs=epochs, batch_size=batch_size, data=data, progress=progress, out=run.path,
-                  resume=checkpoint, stop=stop)
-    if (model.stopped or {}).get("reason") != "interrupted":
-        model.save_weights(run.weights)
+        def stopping(signum):
+            progress.message(f"{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
+                             "(press Ctrl-C again to stop at once)", always=True)
+        with run.replacing(overwrite and checkpoint is None), run.environment_errors(), StopOnSignal(stopping) as stop:
+            if checkpoint is None or not run.spec.is_file():  # the run's spec, there from its first batch on
+                run.write_spec(model.spec)
+            model.fit(epochs=epochs, batch_size=batch_size, data=data, progress=progress, out=run.path,
+                      resume=checkpoint, stop=stop)
+            if (model.stopped or {}).get("reason") != "interrupted":  # a signal now waits for these files
+                model.save_weights(run.weights)
     return model, run
 
 
