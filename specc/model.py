@@ -192,7 +192,8 @@ class Model:
         else:
             epochs, batch_size = epochs or fit_spec.epochs, batch_size or fit_spec.batch_size
             state = TrainState.fresh(self.spec.seed, epochs, batch_size)
-            state.run = {"spec": str(self.path.resolve()), "rendered": render(self.spec), "rows": train.rows}
+            state.run = {"spec": str(self.path.resolve()), "rendered": render(self.spec), "rows": train.rows,
+                         "data": _fingerprint(train)}
         config = FitConfig(epochs, batch_size, fit_spec.shuffle, self.spec.seed,
                            [c.make() for c in fit_spec.callbacks] + list(callbacks or []), progress, stop,
                            RunFolder(Path(out)).files() if out is not None else None)
@@ -225,7 +226,7 @@ class Model:
         else:
             path = Path(resume)
             checkpoint = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-        check_same_run(checkpoint, render(self.spec), train.rows, batch_size)
+        check_same_run(checkpoint, render(self.spec), train.rows, batch_size, _fingerprint(train))
         self.params.assign(checkpoint.weights, str(checkpoint.path))
         checkpoint.restore_optimizer(self.optimizer)
         return checkpoint
@@ -259,6 +260,13 @@ class Model:
                                  f"got {array.shape}")
             arrays[name] = array.astype(self.graph.input_dtypes[name], copy=False)
         return predict(self.graph, self.params, arrays, batch_size or self.spec.fit.batch_size)
+
+
+def _fingerprint(data: Dataset) -> str:
+    from .io.fingerprint import fingerprint
+    weights = {} if data.sample_weight is None else {"sample_weight": data.sample_weight}
+    return fingerprint({**{f"inputs/{k}": v for k, v in data.inputs.items()},
+                        **{f"targets/{k}": v for k, v in data.targets.items()}, **weights})
 
 
 def load(path: Union[str, Path]) -> Model:

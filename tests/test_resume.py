@@ -116,6 +116,11 @@ def test_resume_refuses_another_run(tmp_path):
     train, validation = specc.load(spec).spec_data()
     with pytest.raises(specc.SpecError, match="the run trained on 1438 rows; the data now has 1000"):
         specc.load(spec).fit(resume=run, data=(train.take(slice(0, 1000)), validation))
+    edited = train.take(slice(None))
+    edited.inputs["images"] = edited.inputs["images"].copy()
+    edited.inputs["images"][-1] += 1  # the same rows, one value changed
+    with pytest.raises(specc.SpecError, match="the run's training data has changed since it started"):
+        specc.load(spec).fit(resume=run, data=(edited, validation))
     # more epochs is the same run, trained further
     longer = digits(tmp_path, "{epochs: 5}", name="longer")
     assert len(specc.load(longer).fit(resume=run)) == 5

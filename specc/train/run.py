@@ -185,9 +185,10 @@ def resume_epochs(spec, state) -> int:
     return spec.fit.epochs if spec.fit.epochs != started_with else state.epochs
 
 
-def check_same_run(checkpoint: Checkpoint, rendered_spec: dict, rows: int, batch_size: Optional[int]):
-    """Resuming continues the same run: the spec (but for `fit.epochs`), the rows and the batch size it
-    started with."""
+def check_same_run(checkpoint: Checkpoint, rendered_spec: dict, rows: int, batch_size: Optional[int],
+                   data_fingerprint: str):
+    """Resuming continues the same run: the spec (but for `fit.epochs`), the data (rows and a fingerprint of
+    their values) and the batch size it started with."""
     state, where = checkpoint.state, str(checkpoint.path)
     then, now = dict(state.run.get("rendered", {})), dict(rendered_spec)
     for spec in (then, now):  # training longer is continuing the same run
@@ -198,6 +199,10 @@ def check_same_run(checkpoint: Checkpoint, rendered_spec: dict, rows: int, batch
                                  f"it with the spec it started with, or start a new run", file=where)])
     if state.run.get("rows") != rows:
         raise SpecError([Problem(f"the run trained on {state.run.get('rows')} rows; the data now has {rows}",
+                                 file=where)])
+    if state.run.get("data", data_fingerprint) != data_fingerprint:
+        raise SpecError([Problem(f"the run's training data has changed since it started (the same {rows} rows, "
+                                 "other values); resume it with the data it started with, or start a new run",
                                  file=where)])
     if batch_size is not None and batch_size != state.batch_size:
         raise SpecError([Problem(f"the run trains with batch size {state.batch_size}; resuming it with "
