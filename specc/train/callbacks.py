@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, ClassVar, Literal, Optional
 
@@ -19,6 +18,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt
 from ..io.weights import save_arrays, write_text
 from ..registry import Config, Registry
 from .checkpoint import TrainState, checkpoint_arrays
+from .run import CHECKPOINT, HISTORY, RunFiles
 
 
 Mode = Literal["auto", "min", "max"]
@@ -74,7 +74,7 @@ class ModelCheckpointSettings(CallbackSettings):
 
     @property
     def path(self) -> str:
-        return self.filepath or ("best.npz" if self.save_best_only else "checkpoint.npz")
+        return self.filepath or ("best.npz" if self.save_best_only else CHECKPOINT)
 
     def files(self):
         return {"filepath": self.path}
@@ -104,7 +104,7 @@ class ReduceLROnPlateauSettings(CallbackSettings):
 class CSVLoggerSettings(CallbackSettings):
     """Write the history after every epoch (the run folder's history.csv already is one)."""
     type: Literal["csv_logger"]
-    filename: str = "history.csv"
+    filename: str = HISTORY
     separator: Annotated[str, Field(min_length=1, max_length=1)] = ","
 
     def files(self):
@@ -121,15 +121,6 @@ class TerminateOnNaNSettings(CallbackSettings):
 
     def make(self):
         return TerminateOnNaN(self)
-
-
-@dataclass
-class RunFiles:
-    """Where a run writes: callbacks' relative paths resolve in `folder`; the checkpoint to resume from and
-    history.csv are rewritten after every epoch when given."""
-    folder: Path
-    checkpoint: Optional[Path] = None
-    history: Optional[Path] = None
 
 
 class Trainer:

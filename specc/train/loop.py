@@ -12,11 +12,12 @@ from ..graph import Graph
 from ..io.data import Dataset
 from ..runtime.blas import managed
 from ..runtime.parameters import Parameters
-from .callbacks import Callback, RunFiles, Trainer
+from .callbacks import Callback, Trainer
 from .checkpoint import TrainState
 from .objective import Objective, log_name
 from .optimizers import NonFiniteGradients, Optimizer
 from .progress import Progress
+from .run import RunFiles
 
 
 def batches(rows: int, batch_size: int, order: Optional[np.ndarray] = None):

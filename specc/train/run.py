@@ -12,13 +12,21 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import Problem, SpecError
-from .callbacks import RunFiles
 from .checkpoint import Checkpoint, load_checkpoint
 
 CHECKPOINT, WEIGHTS, HISTORY, SPEC = "checkpoint.npz", "weights.npz", "history.csv", "spec.yaml"
 RUN_FILES = (CHECKPOINT, WEIGHTS, HISTORY)
 PREVIOUS = ".overwritten"  # an overwritten run's files, until the new run has its weights
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what weights.write_atomically leaves if killed
+
+
+@dataclass
+class RunFiles:
+    """Where a run writes: callbacks' relative paths resolve in `folder`; the checkpoint to resume from and
+    history.csv are rewritten after every epoch when given."""
+    folder: Path
+    checkpoint: Optional[Path] = None
+    history: Optional[Path] = None
 
 
 @dataclass
