@@ -11,7 +11,7 @@ import numpy as np
 from .errors import KeyPath, Problem, SpecError
 from .graph import Graph, GraphLayer, compile_spec
 from .io.data import Dataset, load_dataset, split
-from .io.weights import load_arrays, save_arrays
+from .io.weights import load_arrays, save_arrays, weights_of
 from .runtime.parameters import Parameters
 from .spec import SourceMap, Spec, load_spec
 from .spec.imports import Imports
@@ -104,7 +104,6 @@ class Model:
 
     def load_weights(self, path: Union[str, Path]):
         """From a weights file, or the weights in a checkpoint."""
-        from .train.checkpoint import weights_of
         self.params.assign(weights_of(load_arrays(path)), str(path))
 
     # -- data --------------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ import numpy as np
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..graph import Graph
-from .npz import NpzError, read_npz
+from .npz import NpzArchive, NpzError
 
 FLOAT32_EXACT_INT = 2 ** 24  # every integer up to this magnitude is exact in float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -53,16 +54,32 @@ def cast(array: np.ndarray, dtype: str) -> tuple[Optional[np.ndarray], str]:
     if kind not in "biuf":
         return None, f"has dtype {array.dtype}; numbers are needed"
     if dtype == "float32":
-        if kind in "iu" and array.size and np.abs(array).max() > FLOAT32_EXACT_INT:
+        # (not np.abs: the most negative integer is its own absolute value)
+        if kind in "iu" and array.size and (array.min() < -FLOAT32_EXACT_INT or array.max() > FLOAT32_EXACT_INT):
             return None, f"has integers beyond {FLOAT32_EXACT_INT}, which float32 cannot hold exactly"
-        # float64 -> float32 is the one rounding allowed: it is what training in float32 means
-        return array.astype(np.float32, copy=False), ""
+        return as_float32(array)
     if kind == "f":
         return None, f"has dtype {array.dtype}; the input is {dtype} (integer ids)"
     info = np.iinfo(dtype)
     if array.size and (array.min() < info.min or array.max() > info.max):
         return None, f"has values outside the range of {dtype}"
     return array.astype(dtype, copy=False), ""
+
+
+def as_float32(array: np.ndarray) -> tuple[Optional[np.ndarray], str]:
+    """Numbers as float32, else (None, why not): NaN or infinite values, or values beyond float32's range (which
+    the cast would make infinite). Rounding float64 to float32 is allowed: it is what training in float32 means."""
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            return None, f"has NaN or infinite values (first at row {int(np.argwhere(bad)[0][0])})"
+        if array.dtype.itemsize > 4:
+            bad = np.abs(array) > FLOAT32_MAX
+            if bad.any():
+                at = tuple(np.argwhere(bad)[0])
+                return None, f"has values beyond float32's range (±{FLOAT32_MAX:.3g}), the first {array[at]:.4g} " \
+                             f"at row {at[0]}"
+    return array.astype(np.float32, copy=False), ""
 
 
 def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_names: Optional[dict[str, str]],
@@ -75,18 +92,27 @@ def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_n
     `sample_weight` names an array of per-row loss weights. `where` is the spec key that named the file, so
     problems point there; None for files given on the command line."""
     report = _Report(shown_as or str(path), where)
+
+    def key(section, model_name):
+        return (section, model_name) if (input_names if section == "inputs" else target_names) else ()
     try:
-        arrays = read_npz(path)
+        with NpzArchive(path) as archive:
+            headers = archive.headers
+            inputs = _pick(headers, graph.inputs, input_names, "inputs", "input", report)
+            targets = _pick(headers, graph.outputs, target_names, "targets", "output", report) if with_targets else {}
+            if sample_weight is not None and sample_weight not in headers:
+                report.add(f"no array '{sample_weight}' for sample_weight{did_you_mean(sample_weight, headers)} "
+                           f"(arrays: {', '.join(sorted(headers)) or 'none'})", ("sample_weight",))
+            report.raise_if_any()
+            arrays = archive.read(_readable(headers, inputs, targets, sample_weight, key, report))
     except NpzError as e:
         for message in e.messages:
             report.add(message)
         report.raise_if_any()
-    inputs = _pick(arrays, graph.inputs, input_names, "inputs", "input", report)
-    targets = _pick(arrays, graph.outputs, target_names, "targets", "output", report) if with_targets else {}
-    report.raise_if_any()
-
-    def key(section, model_name):
-        return (section, model_name) if (input_names if section == "inputs" else target_names) else ()
+    inputs = {name: (array_name, arrays[array_name]) for name, (array_name, _) in inputs.items()
+              if array_name in arrays}
+    targets = {name: (array_name, arrays[array_name]) for name, (array_name, _) in targets.items()
+               if array_name in arrays}
 
     rows = {}
     out_inputs = {}
@@ -99,10 +125,6 @@ def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_n
         converted, why = cast(array, graph.input_dtypes[name])
         if converted is None:
             report.add(f"array '{array_name}' {why}", key("inputs", name))
-            continue
-        if converted.dtype.kind == "f" and not np.isfinite(converted).all():
-            row = int(np.argwhere(~np.isfinite(converted))[0][0])
-            report.add(f"array '{array_name}' has NaN or infinite values (first at row {row})", key("inputs", name))
             continue
         for limit, row, value in _ids_out_of_range(graph, name, converted):
             report.add(f"array '{array_name}' has id {value} at row {row}, outside [0, {limit}) of the "
@@ -118,7 +140,7 @@ def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_n
         out_targets[name] = converted
         rows[f"array '{array_name}'"] = len(array)
     weights = None
-    if sample_weight is not None:
+    if sample_weight in arrays:
         weights = _sample_weight(arrays, sample_weight, report)
         if weights is not None:
             rows[f"array '{sample_weight}'"] = len(weights)
@@ -131,28 +153,43 @@ def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_n
     return Dataset(out_inputs, out_targets, weights)
 
 
+def _readable(headers: dict, inputs: dict, targets: dict, sample_weight: Optional[str], key, report) -> set[str]:
+    """The arrays worth unpacking, judged by their headers: an array that is not numbers, or is a single value
+    rather than rows, is reported at each use instead."""
+    uses = [(array_name, key("inputs", name), "", "numbers are needed") for name, (array_name, _) in inputs.items()]
+    uses += [(array_name, key("targets", name), f" (target of output '{name}')", "numbers are needed")
+             for name, (array_name, _) in targets.items()]
+    if sample_weight is not None:
+        uses.append((sample_weight, ("sample_weight",), "", "sample weights are numbers"))
+    readable = set()
+    for array_name, at, feeds, numbers in uses:
+        header = headers[array_name]
+        if header.dtype.kind not in "biuf":
+            report.add(f"array '{array_name}' has dtype {header.dtype}; {numbers}{feeds}", at)
+        elif header.shape == ():
+            report.add(f"array '{array_name}' is a single value (shape ()); data has one row per sample{feeds}", at)
+        else:
+            readable.add(array_name)
+    return readable
+
+
 def _sample_weight(arrays: dict, name: str, report: _Report) -> Optional[np.ndarray]:
     """Per-row weights: one finite, non-negative number per row."""
     key = ("sample_weight",)
-    if name not in arrays:
-        have = ", ".join(sorted(arrays)) or "none"
-        report.add(f"no array '{name}' for sample_weight{did_you_mean(name, arrays)} (arrays: {have})", key)
-        return None
     array = arrays[name]
-    if array.dtype.kind not in "biuf":
-        report.add(f"array '{name}' has dtype {array.dtype}; sample weights are numbers", key)
-        return None
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
         report.add(f"array '{name}' has shape {array.shape}; sample weights are one number per row: (rows,)", key)
         return None
-    weights = array.astype(np.float32)
-    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    bad = np.flatnonzero(~np.isfinite(array) | (array < 0))
     if len(bad):
-        report.add(f"array '{name}' has {'a negative' if np.isfinite(weights[bad[0]]) else 'a NaN or infinite'} "
+        report.add(f"array '{name}' has {'a negative' if np.isfinite(array[bad[0]]) else 'a NaN or infinite'} "
                    f"weight at row {bad[0]}; sample weights are finite and not negative", key)
         return None
+    weights, why = as_float32(array)
+    if weights is None:
+        report.add(f"array '{name}' {why}", key)
     return weights
 
 
@@ -197,21 +234,23 @@ def _target(array: np.ndarray, shape: tuple, kind: str):
         want, classes = shape[:-1], shape[-1]
         if array.shape[1:] not in (want, (*want, 1)):
             return None, f"has shape {array.shape}; class labels of shape {show_rows(want)} are needed"
-        if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
-            return None, "holds non-integer values; class labels are integers"
-        labels = array.reshape(len(array), *want).astype(np.int64)
+        labels = array.reshape(len(array), *want)
+        if labels.dtype.kind == "f":
+            if not np.isfinite(labels).all():
+                row = int(np.argwhere(~np.isfinite(labels))[0][0])
+                return None, f"has NaN or infinite values (first at row {row}); class labels are integers"
+            if not np.array_equal(labels, np.round(labels)):
+                return None, "holds non-integer values; class labels are integers"
+        # in range before the cast to int64, which would wrap or warn on values beyond it
         bad = np.argwhere((labels < 0) | (labels >= classes))
         if len(bad):
-            return None, f"has label {labels[tuple(bad[0])]} at row {bad[0][0]}, outside [0, {classes}) " \
-                         "of the output's classes"
-        return labels, ""
+            label = labels[tuple(bad[0])]
+            shown = f"{label:.15g}" if labels.dtype.kind == "f" else str(label)
+            return None, f"has label {shown} at row {bad[0][0]}, outside [0, {classes}) of the output's classes"
+        return labels.astype(np.int64), ""
     if array.shape[1:] != shape and not (shape == (1,) and array.ndim == 1):
         return None, f"has shape {array.shape}; {show_rows(shape)} is needed"
-    target = array.reshape(len(array), *shape).astype(np.float32, copy=False)
-    if not np.isfinite(target).all():
-        row = int(np.argwhere(~np.isfinite(target))[0][0])
-        return None, f"has NaN or infinite values (first at row {row})"
-    return target, ""
+    return as_float32(array.reshape(len(array), *shape))
 
 
 def _ids_out_of_range(graph: Graph, input_name: str, ids: np.ndarray):

@@ -1,51 +1,185 @@
-"""Reading .npz archives safely: never unpickles, and says in plain words what is wrong with a file."""
+"""Reading .npz archives safely: every member's .npy header is checked before any data is unpacked, nothing is
+ever unpickled, and what is wrong with a file is said in plain words."""
 from __future__ import annotations
 
+import math
+import os
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Optional
 
 import numpy as np
+from numpy.lib import format as npy
+
+from .files import FileProblem, open_regular
+
+# Deflate cannot pack data tighter than about 1030:1, and only a run of one repeated byte gets there; real arrays
+# stay far below this. An array that unpacks to more than this multiple of its packed size (and to more than
+# EXPANSION_FLOOR) is a zip bomb.
+MAX_EXPANSION = 500
+EXPANSION_FLOOR = 64 * 2 ** 20
 
 
-class NpzError(Exception):
-    """What is wrong with a file, one sentence per problem (each reads after the file's name)."""
-
-    def __init__(self, messages: list[str]):
-        super().__init__("; ".join(messages))
-        self.messages = messages
-
-
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+def _physical_memory() -> Optional[int]:
+    """Bytes of memory in this machine, where the system says."""
     try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+MEMORY_BYTES = _physical_memory()  # arrays that could never fit are refused before any is unpacked
+
+
+class NpzError(FileProblem):
+    """What is wrong with an .npz file."""
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What an .npy member declares, read without unpacking its data."""
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    nbytes: int
+    member: zipfile.ZipInfo
+
+
+def _show_bytes(n: int) -> str:
+    for unit, size in (("GB", 10 ** 9), ("MB", 10 ** 6), ("kB", 10 ** 3)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n} bytes"
+
+
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError)
+
+
+class NpzArchive:
+    """An .npz file open for reading, every member's header checked: `headers` by array name; `read` unpacks.
+
+    Refused (NpzError) before any data is unpacked: a path that is not a regular file, a file that is not a zip
+    archive, members that are not .npy arrays, arrays of Python objects (never unpickled), and arrays whose
+    declared size does not match the archive or would unpack far beyond what the archive holds."""
+
+    def __init__(self, path: str | Path):
+        try:
+            self._file = open_regular(path, "an .npz file")
+        except FileProblem as e:
+            raise NpzError(e.messages) from None
+        try:
+            self._zip = self._open_zip()
+            self.headers = self._read_headers()
+        except OSError as e:
+            self.close()
+            raise NpzError([f"cannot be read ({e.strerror or e})"]) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "NpzArchive":
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if getattr(self, "_zip", None) is not None:
+            self._zip.close()
+        self._file.close()
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        magic = self._file.read(6)
+        self._file.seek(0)
         if magic == b"\x93NUMPY":
             raise NpzError(["is a single .npy array, not an .npz archive of named arrays (np.savez writes one)"])
         if not magic.startswith(b"PK"):  # np.load would take it for a pickle and suggest loading it unsafely
             raise NpzError(["is not an .npz file (an .npz is a zip archive of named arrays, as np.savez writes)"])
+        try:
+            return zipfile.ZipFile(self._file)
+        except zipfile.BadZipFile as e:  # it starts like a zip archive, yet its table of contents is not there
+            raise NpzError([f"is truncated or damaged: it starts as an .npz archive, but the archive's index at "
+                            f"its end is missing or broken (was it written or copied only in part?) "
+                            f"({type(e).__name__}: {e})"]) from None
+        except (ValueError, EOFError, NotImplementedError) as e:
+            raise NpzError([f"is not a readable .npz file ({type(e).__name__}: {e})"]) from None
+
+    def _read_headers(self) -> dict[str, ArrayHeader]:
+        headers, problems = {}, []
+        for member in self._zip.infolist():
+            if not member.filename.endswith(".npy") or member.is_dir():
+                problems.append(f"holds '{member.filename}', which is not an .npy array (an .npz holds only "
+                                ".npy arrays, as np.savez writes)")
+                continue
+            name = member.filename[:-len(".npy")]
+            if name in headers:
+                problems.append(f"holds two arrays named '{name}'")
+                continue
+            try:
+                header, problem = self._header(name, member)
+            except _DAMAGED as e:
+                header, problem = None, f"array '{name}' is damaged ({type(e).__name__}: {e})"
+            if problem:
+                problems.append(problem)
+            else:
+                headers[name] = header
+        if problems:
+            raise NpzError(problems)
+        return headers
+
+    def _header(self, name: str, member: zipfile.ZipInfo) -> tuple[Optional[ArrayHeader], str]:
+        with self._zip.open(member) as stream:
+            try:
+                version = npy.read_magic(stream)
+            except ValueError:
+                return None, f"array '{name}' is not an .npy array (it does not start as one)"
+            if version == (1, 0):
+                shape, _, dtype = npy.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, _, dtype = npy.read_array_header_2_0(stream)
+            else:
+                return None, f"array '{name}' is in .npy format {version[0]}.{version[1]}, which is not read " \
+                             "(arrays of numbers are saved in format 1.0 or 2.0)"
+            header_bytes = stream.tell()
+        if dtype.hasobject:
+            return None, f"array '{name}' holds Python objects, which are never loaded " \
+                         "(save numbers, e.g. np.asarray(x, dtype=np.float32))"
+        if any(n < 0 for n in shape):
+            return None, f"array '{name}' is damaged: its header declares the shape {shape}"
+        nbytes = math.prod(shape) * dtype.itemsize
+        declared = header_bytes + nbytes
+        if member.file_size != declared:
+            return None, f"array '{name}' is damaged: its header declares shape {shape} of {dtype} " \
+                         f"({_show_bytes(declared)}), but the archive holds {_show_bytes(member.file_size)} for it"
+        if declared > EXPANSION_FLOOR and declared > MAX_EXPANSION * member.compress_size:
+            return None, f"array '{name}' would unpack from {_show_bytes(member.compress_size)} to " \
+                         f"{_show_bytes(declared)} ({declared // max(member.compress_size, 1):,} times): like a " \
+                         "zip bomb, it is not read (save genuine data uncompressed, with np.savez)"
+        return ArrayHeader(name, shape, dtype, nbytes, member), ""
+
+    def read(self, names: Optional[Iterable[str]] = None) -> dict[str, np.ndarray]:
+        """The named arrays (by default all), unpacked; NpzError names every one that is damaged."""
+        names = list(self.headers if names is None else names)
+        total = sum(self.headers[name].nbytes for name in names)
+        if MEMORY_BYTES is not None and total > MEMORY_BYTES:
+            raise NpzError([f"holds arrays of {_show_bytes(total)}, more than this machine's memory "
+                            f"({_show_bytes(MEMORY_BYTES)})"])
         arrays, problems = {}, []
-        with np.load(path, allow_pickle=False) as archive:
-            for name in archive.files:
-                try:
-                    arrays[name] = archive[name]
-                except ValueError as e:
-                    if "allow_pickle" in str(e):
-                        problems.append(f"array '{name}' holds Python objects, which are never loaded "
-                                        "(save numbers, e.g. np.asarray(x, dtype=np.float32))")
-                    else:
-                        problems.append(f"array '{name}' cannot be read: {e}")
-                except (zipfile.BadZipFile, EOFError, OSError) as e:
-                    problems.append(f"array '{name}' is damaged ({type(e).__name__}: {e})")
+        for name in names:
+            try:
+                with self._zip.open(self.headers[name].member) as stream:
+                    arrays[name] = npy.read_array(stream, allow_pickle=False)
+                    stream.read(1)  # reaching the end checks the member's CRC
+            except _DAMAGED as e:
+                problems.append(f"array '{name}' is damaged ({type(e).__name__}: {e})")
         if problems:
             raise NpzError(problems)
         return arrays
-    except FileNotFoundError:
-        raise NpzError(["no such file"]) from None
-    except IsADirectoryError:
-        raise NpzError(["is a directory, not an .npz file"]) from None
-    except zipfile.BadZipFile as e:  # it starts like a zip archive, yet its table of contents is not there
-        raise NpzError([f"is truncated or damaged: it starts as an .npz archive, but the archive's index at its "
-                        f"end is missing or broken (was it written or copied only in part?) "
-                        f"({type(e).__name__}: {e})"]) from None
-    except (ValueError, OSError, EOFError) as e:
-        raise NpzError([f"is not a readable .npz file ({type(e).__name__}: {e})"]) from None
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, each header checked before any data is unpacked; else NpzError."""
+    with NpzArchive(path) as archive:
+        return archive.read()

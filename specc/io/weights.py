@@ -1,16 +1,21 @@
 """Weights files (.npz keyed "layer/weight") and atomic writes: a crash leaves the old file or the new one."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import tempfile
+import threading
+import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
+from numpy.lib import format as npy
 
 from ..errors import Problem, SpecError
-from .npz import NpzError, read_npz
+from .npz import ArrayHeader, NpzArchive, NpzError
 
 
 def _mode_for(path: Path) -> int:
@@ -23,22 +28,45 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
+@contextlib.contextmanager
+def _terminate_raises():
+    """SIGTERM, where nothing else handles it, ends the process on the spot, leaving a write's temporary file
+    behind; while a file is written it raises SystemExit instead (the usual status, 128 + 15), which removes
+    the temporary on its way out."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], None]):
     """Write through a temporary file in the same folder, flushed to disk, then renamed over `path`: a crash
-    or kill at any moment leaves the old file or the new one, never a part (at worst a `.NAME.*.tmp` file)."""
+    or kill at any moment leaves the old file or the new one, never a part. An exception during the write
+    (Ctrl-C included) removes the temporary; only a kill that cannot be caught leaves a `.NAME.*.tmp` file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), _mode_for(path))
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
+        with _terminate_raises():
+            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                if hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), _mode_for(path))
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
 
@@ -62,12 +90,63 @@ def write_text(path: str | Path, text: str):
 
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]):
-    write_atomically(path, lambda f: np.savez(f, **arrays))
+    """An .npz as np.savez writes it, for arrays of any names (np.savez takes `file` and `allow_pickle` for its
+    own arguments); never a pickle."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                    npy.write_array(member, np.asanyarray(array), allow_pickle=False)
+    write_atomically(path, write)
+
+
+def not_numbers(arrays: Mapping[str, np.ndarray | ArrayHeader], names: Iterable[str]) -> list[str]:
+    """Why each of the named arrays (or array headers) is not numbers to compute with, one sentence each."""
+    return [f"array '{name}' has dtype {arrays[name].dtype}; numbers are needed"
+            for name in names if arrays[name].dtype.kind not in "biuf"]
+
+
+def not_finite(arrays: Mapping[str, np.ndarray], names: Iterable[str]) -> list[str]:
+    """Which of the named arrays hold NaN or infinite values, and where the first is, one sentence each."""
+    problems = []
+    for name in names:
+        array = arrays[name]
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            where = f" (first at index {tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])})" \
+                if array.ndim else ""
+            problems.append(f"array '{name}' has NaN or infinite values{where}")
+    return problems
+
+
+# A checkpoint (train.checkpoint) holds the weights under this prefix beside its training state, so that it
+# works wherever a weights file does.
+WEIGHTS, STATE = "weights/", "state"
+
+
+def is_checkpoint(arrays: Mapping) -> bool:
+    return STATE in arrays and any(k.startswith(WEIGHTS) for k in arrays)
+
+
+def weights_of(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The weights in a weights file or a checkpoint."""
+    if not is_checkpoint(arrays):
+        return arrays
+    return {k[len(WEIGHTS):]: v for k, v in arrays.items() if k.startswith(WEIGHTS)}
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Arrays of a weights file; a missing or unreadable file is a SpecError naming it. Never unpickles."""
+    """Arrays of a weights file (or of a checkpoint), its weights checked to be finite numbers, their dtypes
+    before any is unpacked; a missing, unreadable or unusable file is a SpecError naming it. Never unpickles."""
     try:
-        return read_npz(path)
+        with NpzArchive(path) as archive:
+            headers = archive.headers
+            weights = [name for name in headers if name.startswith(WEIGHTS)] if is_checkpoint(headers) \
+                else list(headers)
+            problems = not_numbers(headers, weights)
+            arrays = {} if problems else archive.read()
     except NpzError as e:
         raise SpecError([Problem(f"cannot read weights: {m}", (), str(path)) for m in e.messages]) from None
+    problems = problems or not_finite(arrays, weights)
+    if problems:
+        raise SpecError([Problem(m, (), str(path)) for m in problems])
+    return arrays

@@ -165,7 +165,7 @@ class Trainer:
         """Callback states from a checkpoint (after on_train_begin reset them, as Keras does)."""
         if not self.state.callbacks:
             return
-        arrays = getattr(self.state, "callback_arrays", {})
+        arrays = self.state.callback_arrays
         for i, (cb, saved) in enumerate(zip(self.callbacks, self.state.callbacks)):
             mine = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == str(i)}
             cb.set_state(saved, mine)
