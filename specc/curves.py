@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import Problem, SpecError
+from .io.files import FileProblem, open_regular
+
+MAX_HISTORY_BYTES = 256 * 2 ** 20  # a history has a line per epoch: far below this
 
 TRAINING_COLOR, VALIDATION_COLOR = "#1f77b4", "#ff7f0e"
 METRIC_SUFFIX = re.compile(r"^(?P<output>.+)_(?P<what>loss|accuracy|acc|mse|mae)$")
@@ -62,9 +65,12 @@ def read_history(path: str | Path) -> History:
     path = Path(path)
     name = str(path)
     try:
-        content = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _fail(name, "no such file (`specc train` writes one into its run folder)") from None
+        with open_regular(path, "a history file", MAX_HISTORY_BYTES) as f:
+            content = f.read().decode("utf-8")
+    except FileProblem as e:
+        if not path.exists():
+            raise _fail(name, "no such file (`specc train` writes one into its run folder)") from None
+        raise _fail(name, "; ".join(e.messages)) from None
     except UnicodeDecodeError:
         raise _fail(name, "not a text file; expected CSV with a header line such as 'epoch,loss,val_loss'") from None
     except OSError as e:

@@ -609,3 +609,12 @@ def test_aliases_expanding_a_small_spec_are_refused_at_their_key(tmp_path):
     (problem,) = caught.value.problems
     assert (problem.file, problem.line, dotted(problem.path)) == (str(spec), 7, "f"), str(problem)
     assert "YAML aliases (*name) expand this document to more than 200,000 values" in problem.message
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_history_that_is_a_pipe_is_refused_at_once(tmp_path):
+    pipe = tmp_path / "history.csv"
+    os.mkfifo(pipe)
+    result = run("history", pipe)
+    assert result.returncode == 1
+    assert f"{pipe}: is a named pipe (FIFO), not a history file" in result.stderr
