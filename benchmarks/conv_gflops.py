@@ -17,28 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
-from specc.runtime import blas
 from specc.layers.conv import Conv2D, MaxPooling2D
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up: numba compilation, page faults
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def matmul_rate(n: int = 2048, repeat: int = 5) -> float:
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    b = a.copy()
-    return 2 * n ** 3 / best_time(lambda: a @ b, repeat) / 1e9
+from specc.runtime import blas
+from timing import best_time, matmul_gflops
 
 
 def conv_rate(batch, size, channels, filters, k, padding, activation, need_dx, repeat):
@@ -94,11 +78,11 @@ def main():
     args = parser.parse_args()
 
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    before = matmul_rate()
+    before = matmul_gflops()
     results = []
     for name, batch, size, channels, filters, k, padding, activation, need_dx in CASES:
         results.append(conv_rate(batch, size, channels, filters, k, padding, activation, need_dx, args.repeat))
-    after = matmul_rate()
+    after = matmul_gflops()
     peak = (before + after) / 2
     print(f"numpy float32 matmul 2048x2048: {before:.1f} GFLOP/s before, {after:.1f} after; "
           f"shares below are of their mean, {peak:.1f}")

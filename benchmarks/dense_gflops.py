@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from conv_gflops import best_time, matmul_rate
 from specc.layers.dense import Dense
+from timing import best_time, matmul_gflops
 
 # (what, rows, inputs, units, needs the input gradient)
 CASES = [
@@ -57,7 +57,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    peak = matmul_rate()
+    peak = matmul_gflops()
     print(f"numpy float32 matmul 2048x2048: {peak:7.1f} GFLOP/s")
     print("Dense (relu, float32), forward+backward:")
     for what, rows, inputs, units, need_dx in CASES:

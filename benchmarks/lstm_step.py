@@ -9,27 +9,17 @@ the rest of the model). The "x2" column is two calls, to compare with that.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from specc.layers import LSTM
+from timing import best_time
 
 SIZES = [  # batch, timesteps, features, units
     (32, 100, 512, 32),
     (32, 280, 256, 64),
 ]
 EXTRA = [(32, 100, 256, 256)]
-
-
-def timed(f, reps: int) -> float:
-    """Best wall time of `reps` calls, in ms (the best is the least disturbed by other processes)."""
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1e3
 
 
 def bench(batch: int, steps: int, features: int, units: int, reps: int) -> None:
@@ -44,12 +34,14 @@ def bench(batch: int, steps: int, features: int, units: int, reps: int) -> None:
     def forward():
         return layer.forward(weights, [x], training=True)
 
-    y, cache = forward()  # compiles, or loads the numba cache
-    layer.backward(weights, grads, cache, dy)
-    fwd = timed(forward, reps)
-    bwd = timed(lambda: layer.backward(weights, grads, cache, dy), reps)
-    both = timed(lambda: layer.backward(weights, grads, forward()[1], dy), reps)
-    gemm = timed(lambda: x.reshape(-1, features) @ weights["kernel"], reps)  # one of the four big GEMMs
+    def ms(f) -> float:  # the best of `reps` calls after a warm-up call (Numba compiles or loads its cache)
+        return best_time(f, reps) * 1e3
+
+    _, cache = forward()  # what the backward pass alone is timed with
+    fwd = ms(forward)
+    bwd = ms(lambda: layer.backward(weights, grads, cache, dy))
+    both = ms(lambda: layer.backward(weights, grads, forward()[1], dy))
+    gemm = ms(lambda: x.reshape(-1, features) @ weights["kernel"])  # one of the four big GEMMs
     print(f"batch {batch}, {steps} steps, {features} -> {units} units: forward {fwd:6.1f} ms   "
           f"backward {bwd:6.1f} ms   forward+backward {both:6.1f} ms   x2 {2 * both:6.1f} ms   "
           f"(x @ kernel alone: {gemm:.1f} ms)")

@@ -1,13 +1,13 @@
-"""What several test files share: the shipped digits spec, edited, and the `specc` command run in-process."""
+"""Plain helpers several test files import: the shipped digits spec, edited; the `specc` command run
+in-process; Keras, or a skipped test. Fixtures are in conftest.py."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.keras_reference import import_keras as keras_on_a_backend
 from specc.cli import main
 
 ROOT = Path(__file__).parents[1]
@@ -50,11 +50,10 @@ def run(*args) -> Result:
 
 
 def import_keras():
-    """Keras on an installed backend (KERAS_BACKEND, or else JAX, else torch); the test is skipped without one."""
+    """Keras on an installed backend (KERAS_BACKEND, or else JAX, else torch: `keras_reference` chooses for
+    the tests and the benchmarks alike); the test is skipped without one."""
     import pytest
-    if "KERAS_BACKEND" not in os.environ:
-        for backend in ("jax", "torch"):
-            if importlib.util.find_spec(backend):
-                os.environ["KERAS_BACKEND"] = backend
-                break
-    return pytest.importorskip("keras", exc_type=ImportError)
+    try:
+        return keras_on_a_backend()
+    except ImportError as e:
+        pytest.skip(f"Keras with one of its backends is not installed ({e})")

@@ -1,8 +1,10 @@
-"""specc's weights files load into the same model written with Keras, which then predicts what specc does.
+"""specc's weights files load into the same model written with Keras, which then predicts what specc does,
+computes the same loss and metrics, and takes the same training step.
 
 Runs where Keras and one of its backends are installed (the optional `bench` extra); skipped elsewhere.
-The Keras models are written as the guide writes them, with the spec's layer names, and take their weights
-by name from specc's weights file ("<layer>/<weight>", "<model>/<layer>/<weight>" inside a sub-model).
+The Keras models are benchmarks/keras_reference.py's, one per spec, the same ones the benchmark times
+specc against; they take their weights by name from specc's weights file ("<layer>/<weight>",
+"<model>/<layer>/<weight>" inside a sub-model).
 """
 from __future__ import annotations
 
@@ -12,83 +14,83 @@ import numpy as np
 import pytest
 
 import specc
+from benchmarks.keras_reference import (MODELS, build, compile_like_spec, keras_inputs, keras_targets,
+                                        load_specc_weights, specc_keyed_weights)
+from specc.io.data import Dataset
 from specc.synth import synthesize
-from support import import_keras
 
 SPECS = Path(__file__).parents[1] / "specs"
+ROWS = 16
+FEWER_ROWS = {"inception": 4, "residual": 4}  # 256x256x3 images: a few are enough, and quick
 
 
-@pytest.fixture(scope="module")
-def keras():
-    return import_keras()
+class Trained:
+    """A spec's specc model after one short epoch (weights that are not the initial ones), its weights file
+    before and after, and data to compare on."""
+
+    def __init__(self, spec: str, folder: Path):
+        self.spec = spec
+        self.model = specc.load(SPECS / f"{spec}.yaml")
+        rows = FEWER_ROWS.get(spec, ROWS)
+        arrays = synthesize(self.model.graph, self.model.losses(), rows=rows, seed=1)
+        self.data = Dataset({n: arrays[n] for n in self.model.graph.inputs},
+                            {n: arrays[n] for n in self.model.graph.outputs})
+        self.initial_weights, self.weights = folder / "initial.npz", folder / "weights.npz"
+        self.model.save_weights(self.initial_weights)
+        self.model.fit(epochs=1, batch_size=rows // 2, data=(self.data, None))  # two steps
+        self.model.save_weights(self.weights)
+
+    def keras_model(self, weights: Path):
+        """The Keras reference model holding the weights of that file, compiled as the spec says."""
+        net = build(self.spec)
+        with np.load(weights, allow_pickle=False) as saved:
+            untaken = load_specc_weights(net, dict(saved))
+        assert not untaken, f"weights Keras did not take: {sorted(untaken)}"
+        compile_like_spec(net, self.model)
+        return net
 
 
-def headline(keras):
-    L = keras.layers
-    main_input = keras.Input((100,), dtype="int32", name="main_input")
-    aux_input = keras.Input((5,), name="aux_input")
-    x = L.Embedding(10000, 512, name="embedding")(main_input)
-    lstm = L.LSTM(32, name="lstm")(x)
-    aux_output = L.Dense(1, activation="sigmoid", name="aux_output")(lstm)
-    x = L.Concatenate(name="merged")([lstm, aux_input])
-    for name in ("dense_1", "dense_2", "dense_3"):
-        x = L.Dense(64, activation="relu", name=name)(x)
-    main_output = L.Dense(1, activation="sigmoid", name="main_output")(x)
-    return keras.Model([main_input, aux_input], [main_output, aux_output])
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def trained(request, keras, tmp_path_factory) -> Trained:
+    """Asks for `keras` so that, without it, the tests skip before specc trains anything."""
+    return Trained(request.param, tmp_path_factory.mktemp(request.param))
 
 
-def shared_vision(keras):
-    L = keras.layers
-    digit_input = keras.Input((27, 27, 1), name="digit_input")
-    x = L.Conv2D(64, 3, name="conv_1")(digit_input)
-    x = L.Conv2D(64, 3, name="conv_2")(x)
-    x = L.MaxPooling2D(2, name="pool")(x)
-    vision_model = keras.Model(digit_input, L.Flatten(name="out")(x), name="vision_model")
-    digit_a, digit_b = keras.Input((27, 27, 1), name="digit_a"), keras.Input((27, 27, 1), name="digit_b")
-    merged = L.Concatenate(name="merged")([vision_model(digit_a), vision_model(digit_b)])
-    return keras.Model([digit_a, digit_b], L.Dense(1, activation="sigmoid", name="same")(merged))
-
-
-def digits(keras):
-    L = keras.layers
-    images = keras.Input((8, 8), name="images")
-    x = L.Flatten(name="pixels")(images)
-    x = L.Dense(64, activation="relu", name="scaled")(x)
-    x = L.Dense(64, activation="relu", name="hidden")(x)
-    return keras.Model(images, L.Dense(10, activation="softmax", name="digit")(x))
-
-
-def load_by_name(model, arrays: dict, prefix: str = ""):
-    """Set every Keras layer's weights from specc's arrays, each looked up by its specc key."""
-    for layer in model.layers:
-        if hasattr(layer, "layers"):  # a sub-model: its layers are keyed under its name
-            load_by_name(layer, arrays, f"{prefix}{layer.name}/")
-        elif layer.weights:
-            layer.set_weights([arrays.pop(f"{prefix}{layer.name}/{w.path.split('/')[-1]}") for w in layer.weights])
-
-
-@pytest.mark.parametrize("spec, build", [("digits", digits), ("headline", headline),
-                                         ("shared_vision", shared_vision)])
-def test_keras_model_with_specc_weights_predicts_the_same(keras, tmp_path, spec, build):
-    model = specc.load(SPECS / f"{spec}.yaml")
-    data = synthesize(model.graph, model.losses(), rows=16, seed=1)
-    inputs = {name: data[name] for name in model.graph.inputs}
-    model.fit(epochs=1, batch_size=8, data=(specc_dataset(model, data), None))  # weights that are not the init
-    model.save_weights(tmp_path / "weights.npz")
-
-    theirs = build(keras)
-    with np.load(tmp_path / "weights.npz", allow_pickle=False) as saved:
-        arrays = dict(saved)
-    load_by_name(theirs, arrays)
-    assert arrays == {}, f"weights Keras did not take: {sorted(arrays)}"
-    given = [inputs[i.name] for i in theirs.inputs]
-    predicted = theirs.predict(given if len(given) > 1 else given[0], verbose=0)
+def test_keras_model_with_specc_weights_predicts_the_same(keras, trained):
+    net = trained.keras_model(trained.weights)
+    predicted = net.predict(keras_inputs(net, trained.data.inputs), verbose=0)
     predicted = predicted if isinstance(predicted, list) else [predicted]
-    ours = model.predict(inputs)
-    for name, values in zip(model.graph.outputs, predicted):
-        np.testing.assert_allclose(ours[name], keras.ops.convert_to_numpy(values), rtol=2e-4, atol=2e-5)
+    ours = trained.model.predict(trained.data.inputs)
+    for name, values in zip(trained.model.graph.outputs, predicted):
+        np.testing.assert_allclose(ours[name], keras.ops.convert_to_numpy(values), rtol=2e-4, atol=2e-5,
+                                   err_msg=name)
 
 
-def specc_dataset(model, data):
-    from specc.io.data import Dataset
-    return Dataset({n: data[n] for n in model.graph.inputs}, {n: data[n] for n in model.graph.outputs})
+def test_keras_model_with_specc_weights_has_the_same_loss_and_metrics(trained):
+    net = trained.keras_model(trained.weights)
+    theirs = net.evaluate(keras_inputs(net, trained.data.inputs), keras_targets(trained.model, trained.data.targets),
+                          batch_size=trained.data.rows, verbose=0, return_dict=True)
+    ours = trained.model.evaluate(trained.data, batch_size=trained.data.rows)
+    assert set(ours) == set(theirs)  # the same names too: specc logs as Keras does
+    for name, value in ours.items():
+        assert value == pytest.approx(theirs[name], rel=1e-5, abs=1e-6), name
+
+
+def test_one_training_step_moves_the_weights_as_keras_does(trained):
+    """One step on one batch, with fresh optimizers as the spec's `compile` sets them, from the initial
+    weights: after training, some rows' probabilities can be clipped (Keras clips them to [1e-7, 1 - 1e-7]
+    in its crossentropies), where Keras' gradient is zero and specc's is not."""
+    net = trained.keras_model(trained.initial_weights)
+    net.train_on_batch(keras_inputs(net, trained.data.inputs), keras_targets(trained.model, trained.data.targets))
+    fresh = specc.load(SPECS / f"{trained.spec}.yaml")
+    fresh.load_weights(trained.initial_weights)
+    fresh.fit(epochs=1, batch_size=trained.data.rows, data=(trained.data, None))
+
+    ours, theirs = fresh.get_weights(), specc_keyed_weights(net)
+    assert set(ours) == set(theirs)
+    # Adam's and RMSprop's first step moves each weight by about the learning rate, whatever its gradient's
+    # size; a wrong gradient or setting is off by that much. A gradient near the optimizer's epsilon makes
+    # the step sensitive to float32 rounding, hence a tenth of a step, not float32's tolerance.
+    step = fresh.spec.compile.optimizer.learning_rate
+    for key, value in ours.items():
+        np.testing.assert_allclose(value, theirs[key], rtol=0, atol=step / 10, err_msg=key)

@@ -1,0 +1,199 @@
+"""The guide's models written with Keras 3's functional API: the reference that specc is measured against
+(the benchmark's Keras peer) and checked against (tests/test_keras_interop.py).
+
+Each model is keyed by its spec in specs/ (`MODELS["headline"]` is specs/headline.yaml) and names its layers
+as the spec does, so specc's weights file ("<layer>/<weight>", "<model>/<layer>/<weight>" inside a
+sub-model, in Keras' names and layouts) loads into it by name. Images are channels-last, as in specc.
+
+Keras is imported inside functions only: this module imports where Keras is not installed, and Keras must
+not be imported before `import_keras` has chosen its backend.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Optional
+
+import numpy as np
+
+from .workloads import loss_weights
+
+BACKENDS = ("jax", "torch")  # in order of preference, where KERAS_BACKEND does not name one
+
+
+def import_keras(backend: Optional[str] = None):
+    """Keras on `backend`, else on KERAS_BACKEND, else on the first of BACKENDS that is installed.
+
+    Keras reads KERAS_BACKEND once, when first imported; its own default, TensorFlow, is not one specc is
+    compared with. Raises ImportError when Keras or the backend is missing."""
+    if backend is not None:
+        os.environ["KERAS_BACKEND"] = backend
+    elif "KERAS_BACKEND" not in os.environ:
+        installed = [name for name in BACKENDS if importlib.util.find_spec(name)]
+        if installed:
+            os.environ["KERAS_BACKEND"] = installed[0]
+    import keras
+    return keras
+
+
+# ==========================================================================================================
+# The models, one function per spec, each given the keras module
+# ==========================================================================================================
+
+def digits(keras):
+    L = keras.layers
+    images = keras.Input((8, 8), name="images")
+    x = L.Flatten(name="pixels")(images)
+    x = L.Dense(64, activation="relu", name="scaled")(x)
+    x = L.Dense(64, activation="relu", name="hidden")(x)
+    return keras.Model(images, L.Dense(10, activation="softmax", name="digit")(x))
+
+
+def dense(keras):
+    L = keras.layers
+    pixels = keras.Input((784,), name="pixels")
+    x = L.Dense(64, activation="relu", name="dense_1")(pixels)
+    x = L.Dense(64, activation="relu", name="dense_2")(x)
+    return keras.Model(pixels, L.Dense(10, activation="softmax", name="digit")(x))
+
+
+def headline(keras):
+    L = keras.layers
+    main_input = keras.Input((100,), dtype="int32", name="main_input")
+    aux_input = keras.Input((5,), name="aux_input")
+    x = L.Embedding(10000, 512, name="embedding")(main_input)
+    lstm = L.LSTM(32, name="lstm")(x)
+    aux_output = L.Dense(1, activation="sigmoid", name="aux_output")(lstm)
+    x = L.Concatenate(name="merged")([lstm, aux_input])
+    for name in ("dense_1", "dense_2", "dense_3"):
+        x = L.Dense(64, activation="relu", name=name)(x)
+    main_output = L.Dense(1, activation="sigmoid", name="main_output")(x)
+    return keras.Model([main_input, aux_input], [main_output, aux_output])
+
+
+def shared_lstm(keras):
+    L = keras.layers
+    tweet_a = keras.Input((280, 256), name="tweet_a")
+    tweet_b = keras.Input((280, 256), name="tweet_b")
+    shared = L.LSTM(64, name="shared_lstm")  # one layer called twice: the same weights
+    merged = L.Concatenate(name="merged")([shared(tweet_a), shared(tweet_b)])
+    return keras.Model([tweet_a, tweet_b], L.Dense(1, activation="sigmoid", name="same_author")(merged))
+
+
+def shared_vision(keras):
+    L = keras.layers
+    digit_input = keras.Input((27, 27, 1), name="digit_input")
+    x = L.Conv2D(64, 3, name="conv_1")(digit_input)
+    x = L.Conv2D(64, 3, name="conv_2")(x)
+    x = L.MaxPooling2D(2, name="pool")(x)
+    vision_model = keras.Model(digit_input, L.Flatten(name="out")(x), name="vision_model")
+    digit_a = keras.Input((27, 27, 1), name="digit_a")
+    digit_b = keras.Input((27, 27, 1), name="digit_b")
+    merged = L.Concatenate(name="merged")([vision_model(digit_a), vision_model(digit_b)])
+    return keras.Model([digit_a, digit_b], L.Dense(1, activation="sigmoid", name="same")(merged))
+
+
+def inception(keras):
+    L = keras.layers
+    input_img = keras.Input((256, 256, 3), name="input_img")
+    tower_1 = L.Conv2D(64, 1, padding="same", activation="relu", name="tower_1a")(input_img)
+    tower_1 = L.Conv2D(64, 3, padding="same", activation="relu", name="tower_1")(tower_1)
+    tower_2 = L.Conv2D(64, 1, padding="same", activation="relu", name="tower_2a")(input_img)
+    tower_2 = L.Conv2D(64, 5, padding="same", activation="relu", name="tower_2")(tower_2)
+    tower_3 = L.MaxPooling2D(3, strides=1, padding="same", name="tower_3a")(input_img)
+    tower_3 = L.Conv2D(64, 1, padding="same", activation="relu", name="tower_3")(tower_3)
+    module = L.Concatenate(axis=-1, name="module")([tower_1, tower_2, tower_3])
+    x = L.MaxPooling2D(16, name="pooled")(module)  # the spec's small classifier head
+    x = L.Flatten(name="flat")(x)
+    return keras.Model(input_img, L.Dense(10, activation="softmax", name="label")(x))
+
+
+def residual(keras):
+    L = keras.layers
+    x = keras.Input((256, 256, 3), name="x")
+    y = L.Conv2D(3, 3, padding="same", name="y")(x)
+    return keras.Model(x, L.Add(name="z")([x, y]))
+
+
+MODELS = {"digits": digits, "dense": dense, "headline": headline, "shared_lstm": shared_lstm,
+          "shared_vision": shared_vision, "inception": inception, "residual": residual}
+
+
+def build(spec: str, backend: Optional[str] = None):
+    """The Keras model of specs/<spec>.yaml, untrained."""
+    return MODELS[spec](import_keras(backend))
+
+
+# ==========================================================================================================
+# What specc's model carries besides its layers: weights, the compile section, the data's layout
+# ==========================================================================================================
+
+def keyed_layers(net, prefix: str = ""):
+    """(key prefix, layer) of every layer with weights, its weights keyed as specc keys them: "<layer>/",
+    and "<model>/<layer>/" inside a sub-model (listed once however often it is called)."""
+    for layer in net.layers:
+        if hasattr(layer, "layers"):
+            yield from keyed_layers(layer, f"{prefix}{layer.name}/")
+        elif layer.weights:
+            yield f"{prefix}{layer.name}/", layer
+
+
+def weight_keys(prefix: str, layer) -> list[str]:
+    """The specc keys of a layer's weights, in the layer's order; a weight's path ends with Keras' name."""
+    return [prefix + w.path.split("/")[-1] for w in layer.weights]
+
+
+def load_specc_weights(net, arrays: dict[str, np.ndarray]) -> set[str]:
+    """Set every layer's weights from specc's arrays (a KeyError names a weight specc does not have); returns
+    the keys that no layer took (none, when the models match)."""
+    left = dict(arrays)
+    for prefix, layer in keyed_layers(net):
+        layer.set_weights([left.pop(key) for key in weight_keys(prefix, layer)])
+    return set(left)
+
+
+def specc_keyed_weights(net) -> dict[str, np.ndarray]:
+    """The model's weights keyed as in specc's weights file."""
+    return {key: value for prefix, layer in keyed_layers(net)
+            for key, value in zip(weight_keys(prefix, layer), layer.get_weights())}
+
+
+def optimizer_like(config):
+    """Keras' optimizer for the spec's `compile.optimizer` settings (specc takes Keras' names and defaults)."""
+    keras = import_keras()
+    if config.type == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=config.beta_1,
+                                     beta_2=config.beta_2, epsilon=config.epsilon)
+    if config.type == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=config.learning_rate, rho=config.rho,
+                                        momentum=config.momentum, epsilon=config.epsilon, centered=config.centered)
+    return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum,
+                                nesterov=config.nesterov)
+
+
+def compile_like_spec(net, model) -> None:
+    """Compile `net` with the spec's optimizer, losses, loss weights and metrics, as a user writes it: plain
+    values for one output, dicts by output name for several (see `keras_targets`)."""
+    compile_spec, losses, outputs = model.spec.compile, model.losses(), model.graph.outputs
+    metrics = compile_spec.metrics
+    if len(outputs) == 1:
+        (output,) = outputs
+        net.compile(optimizer=optimizer_like(compile_spec.optimizer), loss=losses[output],
+                    metrics=metrics if isinstance(metrics, list) else metrics.get(output, []))
+    else:
+        if isinstance(metrics, list):
+            metrics = {name: list(metrics) for name in outputs}
+        net.compile(optimizer=optimizer_like(compile_spec.optimizer), loss=losses,
+                    loss_weights=loss_weights(model), metrics=metrics)
+
+
+def keras_inputs(net, arrays: dict[str, np.ndarray]):
+    """The input arrays in the order of the Keras model's inputs (one array alone, as a user passes it)."""
+    given = [arrays[tensor.name] for tensor in net.inputs]
+    return given if len(given) > 1 else given[0]
+
+
+def keras_targets(model, arrays: dict[str, np.ndarray]):
+    """The target arrays as `compile_like_spec` expects them: one array, or a dict by output name."""
+    outputs = model.graph.outputs
+    return arrays[outputs[0]] if len(outputs) == 1 else {name: arrays[name] for name in outputs}
