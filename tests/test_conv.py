@@ -191,13 +191,12 @@ def test_threads_split_images_same_results_every_time(config, path, monkeypatch)
     dy = rng.normal(size=(5, *layer.output_shape([(7, 6, 4)]))).astype(np.float32)
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)  # a chunk per output row: many per thread
     monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", 1)  # a chunk per tile
-    workers.count()  # finds the BLAS controls before the thread count is overridden
     results = {}
     for threads in [1, 2, 3]:
-        monkeypatch.setattr(workers, "_count", threads)
-        results[threads] = conv_step(layer, weights, x, dy)
-        for a, b in zip(results[threads], conv_step(layer, weights, x, dy)):
-            np.testing.assert_array_equal(a, b)
+        with workers.split_over(threads):
+            results[threads] = conv_step(layer, weights, x, dy)
+            for a, b in zip(results[threads], conv_step(layer, weights, x, dy)):
+                np.testing.assert_array_equal(a, b)
     for threads in [2, 3]:
         for a, b in zip(results[1], results[threads]):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

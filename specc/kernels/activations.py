@@ -5,7 +5,7 @@ Activations are identified by the integer codes of activation_codes.py.
 import numpy as np
 from numba import njit
 
-from .activation_codes import CODES, LINEAR, RELU, SIGMOID, SOFTMAX, TANH  # noqa: F401 - CODES for callers
+from .activation_codes import LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

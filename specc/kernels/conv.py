@@ -17,16 +17,17 @@ GNU OpenMP makes a process unsafe to fork. A kernel writes only its own images' 
 returned per range for the caller to add in a fixed order, so results do not depend on scheduling.
 
 Padding is explicit (top/left); cells outside the image read as zero (convolution) or are never
-candidates (pooling). All arrays must be C-contiguous. Inner loops go through the `_copy`-style helpers
-below, which index with unsigned integers: that removes Numba's negative-index wraparound test and lets
-LLVM vectorize the loop (about 5x faster than plain signed indexing here).
+candidates (pooling). All arrays must be C-contiguous. Inner loops go through the run helpers below
+(`copy_into`, `add_into` and `zero_fill` serve kernels.winograd too), which index with unsigned integers:
+that removes Numba's negative-index wraparound test and lets LLVM vectorize the loop (about 5x faster
+than plain signed indexing here).
 """
 import numpy as np
 from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _copy(dst, d, src, s, count):
+def copy_into(dst, d, src, s, count):
     """dst[d:d + count] = src[s:s + count] over flat arrays."""
     d, s = np.uint64(d), np.uint64(s)
     for q in range(np.uint64(count)):
@@ -34,7 +35,7 @@ def _copy(dst, d, src, s, count):
 
 
 @njit(cache=True, nogil=True)
-def _add(dst, d, src, s, count):
+def add_into(dst, d, src, s, count):
     """dst[d:d + count] += src[s:s + count] over flat arrays."""
     d, s = np.uint64(d), np.uint64(s)
     for q in range(np.uint64(count)):
@@ -58,7 +59,7 @@ def _mul_add(dst, d, a, s, b, t, count):
 
 
 @njit(cache=True, nogil=True)
-def _zero(dst, d, count):
+def zero_fill(dst, d, count):
     """dst[d:d + count] = 0 over a flat array."""
     d = np.uint64(d)
     for q in range(np.uint64(count)):
@@ -108,16 +109,16 @@ def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out
                 ih = top + i
                 dst = (row0 + ow) * depth + i * run
                 if ih < 0 or ih >= h:
-                    _zero(cf, dst, run)
+                    zero_fill(cf, dst, run)
                 elif inside:
-                    _copy(cf, dst, xf, ((n * h + ih) * w + left) * c, run)
+                    copy_into(cf, dst, xf, ((n * h + ih) * w + left) * c, run)
                 else:
                     for j in range(kw):
                         iw = left + j
                         if iw < 0 or iw >= w:
-                            _zero(cf, dst, c)
+                            zero_fill(cf, dst, c)
                         else:
-                            _copy(cf, dst, xf, ((n * h + ih) * w + iw) * c, c)
+                            copy_into(cf, dst, xf, ((n * h + ih) * w + iw) * c, c)
                         dst += c
 
 
@@ -150,12 +151,12 @@ def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_l
                 left = ow * sw - pad_left
                 src = (row0 + ow) * depth + i * run
                 if left >= 0 and left + kw <= w:
-                    _add(dxf, ((n * h + ih) * w + left) * c, cf, src, run)
+                    add_into(dxf, ((n * h + ih) * w + left) * c, cf, src, run)
                 else:
                     for j in range(kw):
                         iw = left + j
                         if 0 <= iw < w:
-                            _add(dxf, ((n * h + ih) * w + iw) * c, cf, src, c)
+                            add_into(dxf, ((n * h + ih) * w + iw) * c, cf, src, c)
                         src += c
 
 
@@ -195,7 +196,7 @@ def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, first, stop,
     for line in range(first * out_h, stop * out_h):
         n = line // out_h
         top = (line - n * out_h) * sh - pad_top
-        _zero(af, 0, f * out_w)
+        zero_fill(af, 0, f * out_w)
         for i in range(kh):
             ih = top + i
             if ih < 0 or ih >= h:
@@ -238,7 +239,7 @@ def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, first, sto
     acc = np.empty((terms + f, out_w), dtype=dkernel.dtype)
     rf, df, af = row_t.reshape(-1), dz_t.reshape(-1), acc.reshape(-1)
     for b in range(blocks):
-        _zero(af, 0, (terms + f) * out_w)
+        zero_fill(af, 0, (terms + f) * out_w)
         for line in range(start + b * block, min(start + (b + 1) * block, lines)):
             n = line // out_h
             oh = line - n * out_h
@@ -247,7 +248,7 @@ def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, first, sto
                 for fo in range(f):
                     dz_t[fo, ow] = dz[n, oh, ow, fo]
             for fo in range(f):
-                _add(af, (terms + fo) * out_w, df, fo * out_w, out_w)
+                add_into(af, (terms + fo) * out_w, df, fo * out_w, out_w)
             for i in range(kh):
                 ih = top + i
                 if ih < 0 or ih >= h:
@@ -283,8 +284,9 @@ def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, first, sto
 
 @njit(cache=True, nogil=True)
 def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, first, stop, y, argmax):
-    """For images n in [first, stop): y[n, oh, ow, c] <- max of x[n, :, :, c] over the window; argmax[n, oh, ow, c] <- the flat index of
-    the winning cell within image n, (ih * W + iw) * C + c (the first in row-major order on ties).
+    """For images n in [first, stop): y[n, oh, ow, c] <- max of x[n, :, :, c] over the window;
+    argmax[n, oh, ow, c] <- the flat index of the winning cell within image n, (ih * W + iw) * C + c (the
+    first in row-major order on ties).
 
     Only cells inside the image are candidates; every window must hold at least one ('same' padding
     placed as TensorFlow does guarantees it). Works an output line at a time: with stride 1 along the
@@ -304,11 +306,11 @@ def maxpool_forward(x, ph, pw, sh, sw, pad_top, pad_left, first, stop, y, argmax
             left = ow * sw - pad_left
             if left >= 0 and sw == 1:  # the rest of the line in one run
                 at = (i0 * w + left) * c
-                _copy(yf, (line + ow) * c, xf, xn + at, (out_w - ow) * c)
+                copy_into(yf, (line + ow) * c, xf, xn + at, (out_w - ow) * c)
                 _iota(af, (line + ow) * c, at, (out_w - ow) * c)
                 break
             at = (i0 * w + max(left, 0)) * c
-            _copy(yf, (line + ow) * c, xf, xn + at, c)
+            copy_into(yf, (line + ow) * c, xf, xn + at, c)
             _iota(af, (line + ow) * c, at, c)
         for ih in range(i0, i1):
             for j in range(pw):
@@ -331,7 +333,7 @@ def maxpool_backward(dy, argmax, first, stop, dx):
     per_out, per_image = dy.size // n_images, dx.size // n_images
     dyf, af, dxf = dy.reshape(-1), argmax.reshape(-1), dx.reshape(-1)
     for n in range(first, stop):
-        _zero(dxf, n * per_image, per_image)
+        zero_fill(dxf, n * per_image, per_image)
         base = np.uint64(n * per_image)
         for k in range(np.uint64(n * per_out), np.uint64((n + 1) * per_out)):
             dxf[base + np.uint64(af[k])] += dyf[k]

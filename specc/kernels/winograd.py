@@ -24,7 +24,7 @@ receive nothing; outputs past the last row or column (odd sizes) are neither wri
 import numpy as np
 from numba import njit
 
-from .conv import _add, _copy, _zero
+from .conv import add_into, copy_into, zero_fill
 
 
 @njit(cache=True, nogil=True)
@@ -82,13 +82,13 @@ def winograd_input(x, pad_top, pad_left, tiles_h, tiles_w, tile_start, tile_stop
                 at[i] = ((n * h + top + i) * w + left) * c
         else:
             src = patch
-            _zero(patch, 0, 4 * run)
+            zero_fill(patch, 0, 4 * run)
             for i in range(4):
                 at[i] = i * run
                 if 0 <= top + i < h:
                     for j in range(4):
                         if 0 <= left + j < w:
-                            _copy(patch, i * run + j * c, xf, ((n * h + top + i) * w + left + j) * c, c)
+                            copy_into(patch, i * run + j * c, xf, ((n * h + top + i) * w + left + j) * c, c)
         _lin2(rows, 0, src, at[0], at[2], -1, run)
         _lin2(rows, run, src, at[1], at[2], 1, run)
         _lin2(rows, 2 * run, src, at[2], at[1], -1, run)
@@ -147,10 +147,10 @@ def winograd_output_grad(dy, tiles_h, tiles_w, tile_start, tile_stop, dm):
             for j in range(2):
                 oh, ow = 2 * th + i, 2 * tw + j
                 if oh < out_h and ow < out_w:
-                    _copy(g, (2 * i + j) * f, dyf, ((n * out_h + oh) * out_w + ow) * f, f)
+                    copy_into(g, (2 * i + j) * f, dyf, ((n * out_h + oh) * out_w + ow) * f, f)
                 else:
-                    _zero(g, (2 * i + j) * f, f)
-        _copy(rows, 0, g, 0, 2 * f)
+                    zero_fill(g, (2 * i + j) * f, f)
+        copy_into(rows, 0, g, 0, 2 * f)
         _lin2(rows, 2 * f, g, 0, 2 * f, 1, 2 * f)
         _lin2(rows, 4 * f, g, 0, 2 * f, -1, 2 * f)
         _negate(rows, 6 * f, g, 2 * f, 2 * f)
@@ -158,7 +158,7 @@ def winograd_output_grad(dy, tiles_h, tiles_w, tile_start, tile_stop, dm):
         for a in range(4):
             r = 2 * a * f
             out = k + 4 * a * plane
-            _copy(dmf, out, rows, r, f)
+            copy_into(dmf, out, rows, r, f)
             _lin2(dmf, out + plane, rows, r, r + f, 1, f)
             _lin2(dmf, out + 2 * plane, rows, r, r + f, -1, f)
             _negate(dmf, out + 3 * plane, rows, r + f, f)
@@ -181,11 +181,11 @@ def winograd_input_grad_add(dv, pad_top, pad_left, tiles_h, tiles_w, tile_start,
         k = (t - tile_start) * c
         for a in range(4):
             src, r = k + 4 * a * plane, a * run  # dv[4a + b, k] is at src + b * plane
-            _copy(cols, r, dvf, src, c)
+            copy_into(cols, r, dvf, src, c)
             _lin3(cols, r + c, dvf, src + plane, src + 2 * plane, -1, src + 3 * plane, 1, c)
             _lin3(cols, r + 2 * c, dvf, src + plane, src + 2 * plane, 1, src, -1, c)
             _negate(cols, r + 3 * c, dvf, src + 3 * plane, c)
-        _copy(patch, 0, cols, 0, run)
+        copy_into(patch, 0, cols, 0, run)
         _lin3(patch, run, cols, run, 2 * run, -1, 3 * run, 1, run)
         _lin3(patch, 2 * run, cols, run, 2 * run, 1, 0, -1, run)
         _negate(patch, 3 * run, cols, 3 * run, run)
@@ -195,8 +195,8 @@ def winograd_input_grad_add(dv, pad_top, pad_left, tiles_h, tiles_w, tile_start,
             if ih < 0 or ih >= h:
                 continue
             if inside:
-                _add(dxf, ((n * h + ih) * w + left) * c, patch, i * run, run)
+                add_into(dxf, ((n * h + ih) * w + left) * c, patch, i * run, run)
             else:
                 for j in range(4):
                     if 0 <= left + j < w:
-                        _add(dxf, ((n * h + ih) * w + left + j) * c, patch, i * run + j * c, c)
+                        add_into(dxf, ((n * h + ih) * w + left + j) * c, patch, i * run + j * c, c)

@@ -1,9 +1,10 @@
 """Conv2D and MaxPooling2D over channels-last images (batch, height, width, channels), as in Keras.
 
-Convolution runs as GEMM on im2col patches: a bounded buffer takes the patches of a slice of the batch at
-a time (whole images, or some output rows of one), so memory stays flat however large the images are.
-Layers with few filters convolve directly instead (see DIRECT_FILTERS), and 3x3 stride-1 layers with many
-channels by Winograd's algorithm (see WINOGRAD_CHANNELS). All the work is split by images
+Convolution runs as GEMM on im2col patches (Im2colConv): a bounded buffer takes the patches of a slice of
+the batch at a time (whole images, or some output rows of one), so memory stays flat however large the
+images are. Layers with few filters convolve directly instead (DirectConv, see DIRECT_FILTERS), and 3x3
+stride-1 layers with many channels by Winograd's algorithm (WinogradConv, see WINOGRAD_CHANNELS); each is a
+forward and its backward, and Conv2D._algorithm_for picks one per call. All the work is split by images
 over a few threads (specc.runtime.workers), each running its images end to end with single-threaded BLAS.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import Field, PositiveInt
 from .. import kernels
 from ..runtime import blas, workers
 from ..runtime.heap import keep_freed_memory
-from .activations import ActivationName, activate, activation_grad
+from .activations import ACTIVATIONS, ActivationName, activate, activation_grad
 from .base import LAYERS, Layer, Shape, ShapeError, show_shape
 
 Pair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
@@ -53,10 +54,12 @@ def chunk_rows(row_elements: int, rows_per_group: int, dtype) -> int:
     return max(1, CHUNK_BYTES // (row_elements * rows_per_group * np.dtype(dtype).itemsize))
 
 
-def matmul_for(groups: list):
-    """The matrix product for tasks run by workers.run over `groups`: with one group, blas.matmul, which
-    picks each product's BLAS threads; with several, numpy's, on the one BLAS thread each task has."""
-    return blas.matmul if len(groups) == 1 else np.matmul
+def image_split(images: int):
+    """(groups, matmul): the image groups workers.run splits `images` into, and the matrix product for
+    tasks over them: with one group, blas.matmul, which picks each product's BLAS threads; with several,
+    numpy's, on the one BLAS thread each task has."""
+    groups = workers.image_groups(images)
+    return groups, blas.matmul if len(groups) == 1 else np.matmul
 
 
 def chunks(first: int, stop: int, step: int):
@@ -72,7 +75,7 @@ def chunked_activation_grad(activation: str, dy: np.ndarray, y: np.ndarray):
     if activation == "linear":
         return lambda a, b: dy[a:b]
     k = kernels.activations
-    code, buffer = k.CODES[activation], []
+    code, buffer = ACTIVATIONS[activation], []
 
     def grad(a, b):
         if not buffer or len(buffer[0]) < b - a:
@@ -158,149 +161,201 @@ class Conv2D(Layer):
         return (pair(self.kernel_size) == (3, 3) and pair(self.strides) == (1, 1)
                 and channels >= WINOGRAD_CHANNELS and self.filters > DIRECT_FILTERS)
 
+    def _algorithm_for(self, input_shape: Shape) -> ConvAlgorithm:
+        """The algorithm that convolves inputs of `input_shape` (height, width, channels)."""
+        if self._direct(input_shape[2]):
+            return DirectConv(self, input_shape)
+        if self._winograd(input_shape[2]):
+            return WinogradConv(self, input_shape)
+        return Im2colConv(self, input_shape)
+
     def forward(self, weights, xs, training):
         keep_freed_memory()
         x, kernel, bias = xs[0], weights["kernel"], weights.get("bias")
         dtype = np.result_type(x.dtype, kernel.dtype) if np.issubdtype(x.dtype, np.floating) else kernel.dtype
         x = np.ascontiguousarray(x, dtype=dtype)
-        w2 = np.ascontiguousarray(kernel.reshape(-1, self.filters), dtype=dtype)
+        kernel = np.ascontiguousarray(kernel, dtype=dtype)
         bias = None if bias is None else bias.astype(dtype, copy=False)
-        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x.shape[1:])
-        n, filters = x.shape[0], self.filters
-        if self._direct(x.shape[3]):
-            y = np.empty((n, oh, ow, filters), dtype=dtype)
-            kernel4, bias1 = w2.reshape(kernel.shape), np.empty(0, dtype) if bias is None else bias
-
-            def direct(first, stop):
-                kernels.conv.conv_direct_forward(x, kernel4, bias1, sh, sw, pt, pl, first, stop, y)
-                if self.activation != "linear":
-                    activate(y[first:stop], None, self.activation)
-            workers.run(direct, workers.image_groups(n))
-            return y, (x, xs[0].shape, y)
-        if self._winograd(x.shape[3]):
-            y = winograd_forward(x, w2.reshape(kernel.shape), bias, self.activation, pt, pl, oh, ow)
-            return y, (x, xs[0].shape, y)
-        if self._pointwise():
-            x = x if (sh, sw) == (1, 1) else np.ascontiguousarray(x[:, ::sh, ::sw])
-        z = np.empty((n * oh * ow, filters), dtype=dtype)
-        if self._pointwise():
-            rows = x.reshape(-1, x.shape[3])
-            step = chunk_rows(rows.shape[1] + filters, 1, dtype)
-
-            def images(first, stop):
-                for a, b in chunks(first * oh * ow, stop * oh * ow, step):
-                    matmul(rows[a:b], w2, out=z[a:b])
-                    activate(z[a:b], bias, self.activation)  # while the chunk is still in cache
-        else:
-            step = chunk_rows(w2.shape[0] + filters, ow, dtype)
-
-            def images(first, stop):
-                cols = np.empty((min(step, (stop - first) * oh) * ow, w2.shape[0]), dtype=dtype)
-                for a, b in chunks(first * oh, stop * oh, step):
-                    chunk = cols[:(b - a) * ow]
-                    kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
-                    zc = z[a * ow:b * ow]
-                    matmul(chunk, w2, out=zc)
-                    activate(zc, bias, self.activation)
-        groups = workers.image_groups(n)
-        matmul = matmul_for(groups)
-        workers.run(images, groups)
-        y = z.reshape(n, oh, ow, filters)
-        return y, (x, xs[0].shape, y)
+        y, x_read = self._algorithm_for(x.shape[1:]).forward(x, kernel, bias)
+        return y, (x_read, xs[0].shape, y)
 
     def backward(self, weights, grads, cache, dy, need_dx=True):
         x, x_shape, y = cache  # x: the input, or for a strided 1x1 kernel the pixels it reads
-        dtype, filters, n = y.dtype, self.filters, x.shape[0]
-        kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(x_shape[1:])
-        dy = np.ascontiguousarray(dy, dtype=dtype).reshape(-1, filters)
-        if self._winograd(x_shape[3]):
-            kernel = weights["kernel"].astype(dtype, copy=False)
-            return [winograd_backward(x, kernel, grads, dy, y, self.activation, pt, pl, need_dx)]
-        w2t = np.ascontiguousarray(weights["kernel"].reshape(-1, filters).T, dtype=dtype)
-        depth = w2t.shape[1]
+        dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(-1, self.filters)
+        kernel = weights["kernel"].astype(y.dtype, copy=False)
+        return [self._algorithm_for(x_shape[1:]).backward(x, kernel, grads, dy, y, need_dx)]
 
-        if self._direct(x_shape[3]):
-            dz = np.ascontiguousarray(activation_grad(dy, y.reshape(-1, filters), self.activation))
 
-            def direct(first, stop):
-                dk = np.empty(grads["kernel"].shape, dtype=dtype)
-                db = np.empty(filters if self.use_bias else 0, dtype=dtype)
-                kernels.conv.conv_direct_kernel_grad(x, dz.reshape(y.shape), kh, kw, sh, sw, pt, pl, first, stop,
-                                                     DIRECT_BLOCK_LINES, dk, db)
-                return dk, db
-            for dk, db in workers.run(direct, workers.image_groups(n)):  # added in image order
-                grads["kernel"] += dk
-                if self.use_bias:
-                    grads["bias"] += db
-            if not need_dx:
-                return [None]
-            # the input gradient (rarely needed: a first layer's is not) through the im2col path below
-            grad = lambda a, b: dz[a:b]  # noqa: E731
-            sums = False
-        else:
-            grad = None
-            sums = True
+class ConvAlgorithm:
+    """One way to compute a Conv2D over inputs of one shape (height, width, channels): a forward pass and
+    its backward pass.
+
+    forward(x, kernel, bias)                    -> (y, the input as backward reads it); x and the kernel are
+                                                   contiguous, all three in y's dtype, bias may be None
+    backward(x, kernel, grads, dy, y, need_dx)  -> dx, None unless need_dx; adds the kernel and bias
+                                                   gradients into grads. dy is (pixels, filters), contiguous.
+    """
+
+    def __init__(self, conv: Conv2D, input_shape: Shape):
+        self.conv, self.input_shape = conv, input_shape
+        self.geometry = conv._geometry(input_shape)  # kh, kw, sh, sw, pad_top, pad_left, oh, ow
+
+
+class DirectConv(ConvAlgorithm):
+    """Without im2col and BLAS (kernels.conv.conv_direct_*), for few filters: see DIRECT_FILTERS."""
+
+    def forward(self, x, kernel, bias):
+        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        activation = self.conv.activation
+        y = np.empty((x.shape[0], oh, ow, self.conv.filters), dtype=x.dtype)
+        bias = np.empty(0, x.dtype) if bias is None else bias
+
+        def images(first, stop):
+            kernels.conv.conv_direct_forward(x, kernel, bias, sh, sw, pt, pl, first, stop, y)
+            if activation != "linear":
+                activate(y[first:stop], None, activation)
+        workers.run(images, workers.image_groups(x.shape[0]))
+        return y, x
+
+    def backward(self, x, kernel, grads, dy, y, need_dx):
+        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        use_bias = self.conv.use_bias
+        dz = np.ascontiguousarray(activation_grad(dy, y.reshape(-1, self.conv.filters), self.conv.activation))
+
+        def images(first, stop):
+            dk = np.empty(grads["kernel"].shape, dtype=y.dtype)
+            db = np.empty(self.conv.filters if use_bias else 0, dtype=y.dtype)
+            kernels.conv.conv_direct_kernel_grad(x, dz.reshape(y.shape), kh, kw, sh, sw, pt, pl, first, stop,
+                                                 DIRECT_BLOCK_LINES, dk, db)
+            return dk, db
+        dks, dbs = zip(*workers.run(images, workers.image_groups(x.shape[0])))
+        workers.add_in_thread_order(grads["kernel"], dks)
+        if use_bias:
+            workers.add_in_thread_order(grads["bias"], dbs)
+        if not need_dx:
+            return None
+        # the input gradient (rarely needed: a first layer's is not) as im2col computes it, from dz
+        return Im2colConv(self.conv, self.input_shape).gradients(x, kernel, dz, y, activation="linear",
+                                                                 grads=None, need_dx=True)
+
+
+class Im2colConv(ConvAlgorithm):
+    """GEMM on im2col patches, a chunk of lines at a time (see _Im2colMatrix and CHUNK_BYTES)."""
+
+    def __init__(self, conv: Conv2D, input_shape: Shape):
+        super().__init__(conv, input_shape)
+        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        self.pointwise = conv._pointwise()
+        # a strided 1x1 kernel reads only the pixels at its strides: a 1x1 convolution of those
+        self.strided_pixels = self.pointwise and (sh, sw) != (1, 1)
+        self.line_pixels = 1 if self.pointwise else ow
+        self.lines_per_image = oh * ow if self.pointwise else oh
+
+    def _chunk_lines(self, depth: int, dtype) -> int:
+        """How many lines a chunk takes: its patches (`depth` wide) and products fill CHUNK_BYTES."""
+        return chunk_rows(depth + self.conv.filters, self.line_pixels, dtype)
+
+    def forward(self, x, kernel, bias):
+        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        n, filters, activation = x.shape[0], self.conv.filters, self.conv.activation
+        if self.strided_pixels:
+            x = np.ascontiguousarray(x[:, ::sh, ::sw])
+        w2 = kernel.reshape(-1, filters)
+        step = self._chunk_lines(w2.shape[0], x.dtype)
+        z = np.empty((n * oh * ow, filters), dtype=x.dtype)
+        groups, matmul = image_split(n)
+
+        def images(first, stop):
+            matrix = _Im2colMatrix(self, x, first, stop, step)
+            for a, b in chunks(first * self.lines_per_image, stop * self.lines_per_image, step):
+                zc = z[a * self.line_pixels:b * self.line_pixels]
+                matmul(matrix.rows(a, b), w2, out=zc)
+                activate(zc, bias, activation)  # while the chunk is still in cache
+        workers.run(images, groups)
+        return z.reshape(n, oh, ow, filters), x
+
+    def backward(self, x, kernel, grads, dy, y, need_dx):
+        return self.gradients(x, kernel, dy, y, activation=self.conv.activation, grads=grads, need_dx=need_dx)
+
+    def gradients(self, x, kernel, dy, y, *, activation: str, grads: dict | None, need_dx: bool):
+        """backward, through the given activation: dx (None unless need_dx), and the kernel and bias
+        gradients added into grads (skipped when grads is None)."""
+        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        n, filters, dtype = x.shape[0], self.conv.filters, y.dtype
         y = y.reshape(-1, filters)
-        pointwise = self._pointwise()
+        w2t = np.ascontiguousarray(kernel.reshape(-1, filters).T)
+        depth = w2t.shape[1]
+        step = self._chunk_lines(depth, dtype)
+        sums = grads is not None  # the kernel and bias gradients, or only dx
+        use_bias = sums and self.conv.use_bias
         dx = np.empty(x.shape, dtype=dtype) if need_dx else None
-        if pointwise:
-            pixels, dpixels = x.reshape(-1, x.shape[3]), None if dx is None else dx.reshape(-1, x.shape[3])
-            step = chunk_rows(depth + filters, 1, dtype)
-        else:
-            step = chunk_rows(depth + filters, ow, dtype)
+        groups, matmul = image_split(n)
 
         def images(first, stop):
             """Gradients of images [first, stop): their part of the kernel and bias gradients, and dx."""
-            dz_of = grad or chunked_activation_grad(self.activation, dy, y)
+            dz_of = chunked_activation_grad(activation, dy, y)
+            matrix = _Im2colMatrix(self, x, first, stop, step, dx)
             dw = np.zeros((depth, filters), dtype=dtype) if sums else None
             part = np.empty((depth, filters), dtype=dtype) if sums else None
-            db = np.zeros(filters, dtype=dtype) if sums and self.use_bias else None
-            if pointwise:
-                for a, b in chunks(first * oh * ow, stop * oh * ow, step):
-                    dz = dz_of(a, b)
-                    if db is not None:
-                        db += dz.sum(axis=0)
-                    if sums:
-                        matmul(pixels[a:b].T, dz, out=part)
-                        dw += part
-                    if dx is not None:
-                        matmul(dz, w2t, out=dpixels[a:b])
-                return dw, db
-            if dx is not None:
-                dx[first:stop] = 0
-            cols = np.empty((min(step, (stop - first) * oh) * ow, depth), dtype=dtype)
-            for a, b in chunks(first * oh, stop * oh, step):
-                chunk = cols[:(b - a) * ow]
-                dz = dz_of(a * ow, b * ow)
+            db = np.zeros(filters, dtype=dtype) if use_bias else None
+            for a, b in chunks(first * self.lines_per_image, stop * self.lines_per_image, step):
+                dz = dz_of(a * self.line_pixels, b * self.line_pixels)
                 if db is not None:
                     db += dz.sum(axis=0)
                 if sums:
-                    kernels.conv.im2col_rows(x, a, b, kh, kw, sh, sw, pt, pl, oh, ow, chunk)
-                    matmul(chunk.T, dz, out=part)
+                    matmul(matrix.rows(a, b).T, dz, out=part)
                     dw += part
                 if dx is not None:
-                    matmul(dz, w2t, out=chunk)
-                    kernels.conv.col2im_rows_add(chunk, a, b, kh, kw, sh, sw, pt, pl, oh, ow, dx)
+                    matrix.add_to_dx(dz, w2t, a, b, matmul)
             return dw, db
 
-        groups = workers.image_groups(n)
-        matmul = matmul_for(groups)
-        results = workers.run(images, groups)
-        if sums:  # each thread's sums, added in thread order
-            dw = results[0][0]
-            for other, _ in results[1:]:
-                dw += other
-            grads["kernel"] += dw.reshape(grads["kernel"].shape)
-            if self.use_bias:
-                db = results[0][1]
-                for _, other in results[1:]:
-                    db += other
-                grads["bias"] += db
-        if pointwise and dx is not None and (sh, sw) != (1, 1):
-            full = np.zeros(x_shape, dtype=dtype)
+        dws, dbs = zip(*workers.run(images, groups))
+        if sums:
+            grads["kernel"] += workers.add_in_thread_order(dws[0], dws[1:]).reshape(grads["kernel"].shape)
+        if use_bias:
+            grads["bias"] += workers.add_in_thread_order(dbs[0], dbs[1:])
+        if dx is not None and self.strided_pixels:
+            full = np.zeros((n, *self.input_shape), dtype=dtype)
             full[:, ::sh, ::sw] = dx
             dx = full
-        return [dx]
+        return dx
+
+
+class _Im2colMatrix:
+    """One thread's im2col matrix, a chunk of lines at a time: a row per output pixel, holding the input
+    patch under it. A line is an output row, whose patches are unfolded into a buffer of the thread's own;
+    for a 1x1 kernel, one pixel, whose patch is the (strided) pixel itself, read in place."""
+
+    def __init__(self, im2col: Im2colConv, x, first: int, stop: int, step: int, dx=None):
+        """For images [first, stop) of x, `step` lines a chunk; dx: the input gradient, if wanted."""
+        self.geometry, self.pointwise, self.line_pixels = im2col.geometry, im2col.pointwise, im2col.line_pixels
+        self.x, self.dx = x, dx
+        if self.pointwise:
+            self.pixels = x.reshape(-1, x.shape[3])
+            self.dpixels = None if dx is None else dx.reshape(self.pixels.shape)
+            return
+        kh, kw = self.geometry[:2]
+        if dx is not None:
+            dx[first:stop] = 0  # col2im adds into it
+        lines = min(step, (stop - first) * im2col.lines_per_image)
+        self.cols = np.empty((lines * self.line_pixels, kh * kw * x.shape[3]), dtype=x.dtype)
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        """The rows of lines [a, b): the patches of their output pixels."""
+        if self.pointwise:
+            return self.pixels[a:b]
+        chunk = self.cols[:(b - a) * self.line_pixels]
+        kernels.conv.im2col_rows(self.x, a, b, *self.geometry, chunk)
+        return chunk
+
+    def add_to_dx(self, dz: np.ndarray, w2t: np.ndarray, a: int, b: int, matmul) -> None:
+        """Adds the gradient of the rows of lines [a, b), dz @ w2t, into dx where each was read."""
+        if self.pointwise:  # each pixel is read by one output pixel: its gradient is written whole
+            matmul(dz, w2t, out=self.dpixels[a:b])
+            return
+        chunk = self.cols[:(b - a) * self.line_pixels]
+        matmul(dz, w2t, out=chunk)
+        kernels.conv.col2im_rows_add(chunk, a, b, *self.geometry, self.dx)
 
 
 def winograd_geometry(oh: int, ow: int, channels: int, filters: int, dtype):
@@ -331,73 +386,66 @@ def _chunk_buffers(step: int, *widths: int, dtype):
     return [view_of(np.empty(16 * step * width, dtype=dtype), width) for width in widths]
 
 
-def winograd_forward(x, kernel, bias, activation, pad_top, pad_left, oh, ow):
-    """activation(conv(x, kernel) + bias) for a 3x3 kernel and stride 1, by Winograd F(2x2, 3x3)."""
-    k = kernels.winograd
-    n, channels, filters = x.shape[0], x.shape[3], kernel.shape[3]
-    u = winograd_kernel(kernel)
-    tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
-    per_image = tiles_h * tiles_w
-    y = np.empty((n, oh, ow, filters), dtype=x.dtype)
+class WinogradConv(ConvAlgorithm):
+    """Winograd's F(2x2, 3x3) (kernels.winograd), for 3x3 kernels at stride 1: see WINOGRAD_CHANNELS."""
 
-    def images(first, stop):
-        v_of, m_of = _chunk_buffers(min(step, (stop - first) * per_image), channels, filters, dtype=x.dtype)
-        for a, b in chunks(first * per_image, stop * per_image, step):
-            v, m = v_of(b - a), m_of(b - a)
-            k.winograd_input(x, pad_top, pad_left, tiles_h, tiles_w, a, b, v)
-            matmul(v, u, out=m)
-            k.winograd_output(m, tiles_h, tiles_w, a, b, y)
-        activate(y[first:stop], bias, activation)
+    def forward(self, x, kernel, bias):
+        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        k = kernels.winograd
+        n, channels, filters, activation = x.shape[0], x.shape[3], self.conv.filters, self.conv.activation
+        u = winograd_kernel(kernel)
+        tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
+        per_image = tiles_h * tiles_w
+        y = np.empty((n, oh, ow, filters), dtype=x.dtype)
+        groups, matmul = image_split(n)
 
-    groups = workers.image_groups(n)
-    matmul = matmul_for(groups)
-    workers.run(images, groups)
-    return y
+        def images(first, stop):
+            v_of, m_of = _chunk_buffers(min(step, (stop - first) * per_image), channels, filters, dtype=x.dtype)
+            for a, b in chunks(first * per_image, stop * per_image, step):
+                v, m = v_of(b - a), m_of(b - a)
+                k.winograd_input(x, pt, pl, tiles_h, tiles_w, a, b, v)
+                matmul(v, u, out=m)
+                k.winograd_output(m, tiles_h, tiles_w, a, b, y)
+            activate(y[first:stop], bias, activation)
+        workers.run(images, groups)
+        return y, x
 
+    def backward(self, x, kernel, grads, dy, y, need_dx):
+        """The transformed input is recomputed chunk by chunk rather than kept from the forward pass, as
+        im2col's patches are (keeping those measured slower than recomputing them into the cache)."""
+        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        k = kernels.winograd
+        n, channels, filters, activation = x.shape[0], x.shape[3], self.conv.filters, self.conv.activation
+        u_t = np.ascontiguousarray(winograd_kernel(kernel).transpose(0, 2, 1))
+        tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
+        per_image = tiles_h * tiles_w
+        dy = dy.reshape(y.shape)
+        dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+        groups, matmul = image_split(n)
 
-def winograd_backward(x, kernel, grads, dy, y, activation, pad_top, pad_left, need_dx):
-    """Adds the kernel and bias gradients of winograd_forward into grads; returns dx (None if not needed).
-
-    The transformed input is recomputed chunk by chunk rather than kept from the forward pass, as im2col's
-    patches are (keeping those measured slower than recomputing them into the cache)."""
-    k = kernels.winograd
-    n, channels, filters = x.shape[0], x.shape[3], kernel.shape[3]
-    oh, ow = y.shape[1], y.shape[2]
-    u_t = np.ascontiguousarray(winograd_kernel(kernel).transpose(0, 2, 1))
-    tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
-    per_image = tiles_h * tiles_w
-    dy = dy.reshape(y.shape)
-    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
-
-    def images(first, stop):
-        if dx is not None:
-            dx[first:stop] = 0
-        dz = np.ascontiguousarray(activation_grad(dy[first:stop], y[first:stop], activation))
-        v_of, m_of = _chunk_buffers(min(step, (stop - first) * per_image), channels, filters, dtype=x.dtype)
-        du = np.zeros((16, channels, filters), dtype=x.dtype)
-        part = np.empty_like(du)
-        for a, b in chunks(first * per_image, stop * per_image, step):
-            v, dm = v_of(b - a), m_of(b - a)
-            k.winograd_output_grad(dz, tiles_h, tiles_w, a - first * per_image, b - first * per_image, dm)
-            k.winograd_input(x, pad_top, pad_left, tiles_h, tiles_w, a, b, v)
-            matmul(v.transpose(0, 2, 1), dm, out=part)
-            du += part
+        def images(first, stop):
             if dx is not None:
-                matmul(dm, u_t, out=v)
-                k.winograd_input_grad_add(v, pad_top, pad_left, tiles_h, tiles_w, a, b, dx)
-        return du, dz.reshape(-1, filters).sum(axis=0)
+                dx[first:stop] = 0
+            dz = np.ascontiguousarray(activation_grad(dy[first:stop], y[first:stop], activation))
+            v_of, m_of = _chunk_buffers(min(step, (stop - first) * per_image), channels, filters, dtype=x.dtype)
+            du = np.zeros((16, channels, filters), dtype=x.dtype)
+            part = np.empty_like(du)
+            for a, b in chunks(first * per_image, stop * per_image, step):
+                v, dm = v_of(b - a), m_of(b - a)
+                k.winograd_output_grad(dz, tiles_h, tiles_w, a - first * per_image, b - first * per_image, dm)
+                k.winograd_input(x, pt, pl, tiles_h, tiles_w, a, b, v)
+                matmul(v.transpose(0, 2, 1), dm, out=part)
+                du += part
+                if dx is not None:
+                    matmul(dm, u_t, out=v)
+                    k.winograd_input_grad_add(v, pt, pl, tiles_h, tiles_w, a, b, dx)
+            return du, dz.reshape(-1, filters).sum(axis=0)
 
-    groups = workers.image_groups(n)
-    matmul = matmul_for(groups)
-    results = workers.run(images, groups)
-    du, db = results[0]
-    for other_du, other_db in results[1:]:  # each thread's sums, added in thread order
-        du += other_du
-        db += other_db
-    grads["kernel"] += winograd_kernel_grad(du)
-    if "bias" in grads:
-        grads["bias"] += db
-    return dx
+        dus, dbs = zip(*workers.run(images, groups))
+        grads["kernel"] += winograd_kernel_grad(workers.add_in_thread_order(dus[0], dus[1:]))
+        if self.conv.use_bias:
+            grads["bias"] += workers.add_in_thread_order(dbs[0], dbs[1:])
+        return dx
 
 
 @LAYERS.register()
