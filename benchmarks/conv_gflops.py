@@ -19,10 +19,10 @@ import argparse
 import os
 
 import numpy as np
+from timing import best_time, matmul_gflops
 
 from specc.layers.conv import Conv2D, MaxPooling2D
 from specc.runtime import blas
-from timing import best_time, matmul_gflops
 
 
 def conv_rate(batch, size, channels, filters, k, padding, activation, need_dx, repeat):
@@ -80,7 +80,7 @@ def main():
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     before = matmul_gflops()
     results = []
-    for name, batch, size, channels, filters, k, padding, activation, need_dx in CASES:
+    for _, batch, size, channels, filters, k, padding, activation, need_dx in CASES:
         results.append(conv_rate(batch, size, channels, filters, k, padding, activation, need_dx, args.repeat))
     after = matmul_gflops()
     peak = (before + after) / 2
@@ -88,10 +88,11 @@ def main():
           f"shares below are of their mean, {peak:.1f}")
     print("Conv2D, float32 (forward+backward: the kernel and bias gradients, and the input gradient "
           "where marked dx):")
-    for (name, batch, size, channels, filters, k, padding, activation, need_dx), result in zip(CASES, results):
+    for (name, batch, size, channels, filters, k, padding, _, need_dx), result in zip(CASES, results):
         fwd, step, t_fwd, t_step, path = result
         shape = f"{batch}x{size}x{size}x{channels} -> {filters} {k}x{k} {padding}{' dx' if need_dx else ''}"
-        print(f"  {name:21s} {shape:34s} {path:8s} forward {fwd:6.1f} GFLOP/s ({t_fwd * 1e3:7.1f} ms) = {fwd / peak:4.0%}, "
+        print(f"  {name:21s} {shape:34s} {path:8s} "
+              f"forward {fwd:6.1f} GFLOP/s ({t_fwd * 1e3:7.1f} ms) = {fwd / peak:4.0%}, "
               f"forward+backward {step:6.1f} GFLOP/s ({t_step * 1e3:7.1f} ms) = {step / peak:4.0%} of matmul")
     for size, channels, pool, stride in [(256, 3, 3, 1), (256, 192, 16, None)]:
         t = pool_time(8, size, channels, pool, stride, args.repeat)

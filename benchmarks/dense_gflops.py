@@ -13,9 +13,9 @@ import argparse
 import os
 
 import numpy as np
+from timing import best_time, matmul_gflops
 
 from specc.layers.dense import Dense
-from timing import best_time, matmul_gflops
 
 # (what, rows, inputs, units, needs the input gradient)
 CASES = [

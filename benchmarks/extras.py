@@ -74,7 +74,7 @@ def first_batch_times(env: dict, warm_repeats: int = 3) -> list[list[str]]:
         with tempfile.TemporaryDirectory(prefix="specc-numba-") as cache:
             env = {**env, "NUMBA_CACHE_DIR": cache}
 
-            def once():
+            def once(spec=spec, env=env):
                 t0 = time.time()
                 return run_worker(["--first-batch", spec, "--t0", repr(t0)], env)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from timing import best_time
 
 from specc.layers import LSTM
-from timing import best_time
 
 SIZES = [  # batch, timesteps, features, units
     (32, 100, 512, 32),

@@ -4,7 +4,8 @@ import sys
 
 def main(argv=None):
     try:
-        from .cli import EXIT_INTERRUPTED, main as run
+        from .cli import EXIT_INTERRUPTED
+        from .cli import main as run
     except KeyboardInterrupt:
         sys.stderr.write("\nInterrupted.\n")
         sys.exit(130)

@@ -85,6 +85,7 @@ def vocabulary():
 def render(spec):
     """The spec with every default filled in."""
     import yaml
+
     from .model import load
     from .spec import render as render_spec
     click.echo(yaml.safe_dump(render_spec(load(spec).spec), sort_keys=False), nl=False)
@@ -107,6 +108,7 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
 
     Ctrl-C (or SIGTERM) stops after the current batch, saves a checkpoint and says how to --resume."""
     import shlex
+
     from .model import load
     from .train.progress import Progress
     from .train.run import train_in_folder
@@ -142,8 +144,8 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
 @click.option("--batch-size", type=click.IntRange(min=1))
 def predict(spec, weights, data_path, output, batch_size):
     """Write one array per model output, named after it."""
-    from .model import load
     from .io.weights import save_arrays
+    from .model import load
     model = load(spec)
     model.load_weights(weights)
     data = model.read_data(data_path, with_targets=False)
@@ -183,9 +185,9 @@ def evaluate(spec, weights, data_path, batch_size):
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(spec, output, rows, seed):
     """Random inputs and targets of the right names, shapes and dtypes (ids within their Embedding's range)."""
+    from .io.weights import save_arrays
     from .model import load
     from .synth import synthesize
-    from .io.weights import save_arrays
     model = load(spec)
     train = model.spec.data.train if model.spec.data else None
     arrays = synthesize(model.graph, model.losses(), rows, seed, train.inputs if train else None,
@@ -207,9 +209,10 @@ def plot_command(spec, output, fmt, rankdir):
     SVG and PNG are drawn by Graphviz's `dot`. Without it, the DOT source is written next to the requested
     file with the command that draws it, and the exit status is 0."""
     import shlex
+
+    from .io.weights import write_atomically, write_text
     from .model import load
     from .plot import RenderError, find_dot, format_of, render, to_dot
-    from .io.weights import write_atomically, write_text
     if output is None and fmt not in (None, "dot"):
         raise click.UsageError(f"--format {fmt} needs -o FILE; without -o the DOT source goes to standard output")
     if output is not None:

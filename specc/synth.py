@@ -19,7 +19,8 @@ def synthesize(graph: Graph, losses: dict[str, str], rows: int, seed: int = 0,
     for name, shape in graph.inputs.items():
         dtype = graph.input_dtypes[name]
         if dtype.startswith("int"):
-            array = rng.integers(0, min(graph.id_limits(name), default=DEFAULT_ID_RANGE), size=(rows, *shape)).astype(dtype)
+            limit = min(graph.id_limits(name), default=DEFAULT_ID_RANGE)
+            array = rng.integers(0, limit, size=(rows, *shape)).astype(dtype)
         else:
             array = rng.normal(size=(rows, *shape)).astype(np.float32)
         arrays[(input_names or {}).get(name, name)] = array

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 
 import specc
-from support import DIGITS, DIGITS_DATA, digits
 from specc.errors import dotted
 from specc.train import callbacks as C
 from specc.train.checkpoint import load_checkpoint
 from specc.train.losses import LOSSES
 from specc.train.progress import Progress
-
+from support import DIGITS, DIGITS_DATA, digits
 
 
 def problems_of(spec: Path) -> list:
@@ -190,6 +189,7 @@ def test_render_shows_callback_defaults(tmp_path):
 
 def test_rendered_class_weights_keep_integer_classes_and_load_back(tmp_path):
     import yaml
+
     from specc.spec import render
     spec = digits(tmp_path, "{epochs: 1, class_weight: {0: 2.0, '3': 0.5}}")
     text = yaml.safe_dump(render(specc.load(spec).spec), sort_keys=False)

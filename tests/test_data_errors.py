@@ -229,8 +229,8 @@ def test_data_file_from_the_command_line_names_that_file(spec):
 # -- integer inputs -------------------------------------------------------------------------------------------
 
 def test_float_data_into_int32_input_refused(tmp_path):
-    from specc.io.data import load_dataset
     from specc.graph import Graph
+    from specc.io.data import load_dataset
     graph = Graph("ids", {"ids": (4,)}, {"ids": "int32"}, [], [], {}, {"ids": (4,)})
     path = tmp_path / "ids.npz"
     np.savez(path, ids=np.arange(8.0).reshape(2, 4))

@@ -1,8 +1,8 @@
 """Every layer's, activation's and loss's backward pass against finite differences (float64)."""
 import numpy as np
 import pytest
-
 from gradcheck import check_layer_gradients, numeric_gradient
+
 from specc.layers import Activation, Add, Concatenate, Dense, Flatten
 from specc.train.losses import LOSSES
 

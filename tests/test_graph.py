@@ -3,9 +3,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 import specc
-from gradcheck import numeric_gradient
 from specc.runtime.parameters import Parameters
 
 
@@ -100,7 +100,7 @@ def test_node_shapes_and_ambiguous_output_shape(tmp_path):
     assert flat.get_output_shape_at(1) == (12,)
     assert flat.get_input_shape_at(1) == (3, 4)
     with pytest.raises(AttributeError, match=r"node 0: \(None, 8\), node 1: \(None, 12\)"):
-        flat.output_shape
+        _ = flat.output_shape
     with pytest.raises(IndexError, match="no node 2"):
         flat.get_output_shape_at(2)
     assert model.get_layer("out").output_shape == (1,)

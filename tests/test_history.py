@@ -10,9 +10,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from support import ROOT, run
 
 from specc.curves import nice_ticks, panel_rows, read_history
+from support import ROOT, run
 
 SVG = "{http://www.w3.org/2000/svg}"
 

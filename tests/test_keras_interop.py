@@ -14,8 +14,15 @@ import numpy as np
 import pytest
 
 import specc
-from benchmarks.keras_reference import (MODELS, build, compile_like_spec, keras_inputs, keras_targets,
-                                        load_specc_weights, specc_keyed_weights)
+from benchmarks.keras_reference import (
+    MODELS,
+    build,
+    compile_like_spec,
+    keras_inputs,
+    keras_targets,
+    load_specc_weights,
+    specc_keyed_weights,
+)
 from specc.io.data import Dataset
 from specc.synth import synthesize
 

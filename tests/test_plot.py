@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from support import ROOT, run
 
 import specc
 from specc.layers import show_shape
 from specc.plot import to_dot
+from support import ROOT, run
 
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 DOT = shutil.which("dot")

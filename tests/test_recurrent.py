@@ -2,8 +2,8 @@
 Keras equations, Keras weight shapes / parameter counts / initializers, and the out-of-range id error."""
 import numpy as np
 import pytest
-
 from gradcheck import check_layer_gradients
+
 from specc.layers import LAYERS, LSTM, Embedding
 
 
@@ -233,8 +233,9 @@ def test_models_with_embedding_and_shared_lstm(tmp_path):
     compiled from a spec and gradient-checked through the executor."""
     import textwrap
 
-    import specc
     from gradcheck import numeric_gradient
+
+    import specc
     from specc.runtime.parameters import Parameters
 
     path = tmp_path / "spec.yaml"

@@ -16,12 +16,11 @@ import pytest
 
 import specc
 import support
-from support import DIGITS
 from specc.io.npz import read_npz
+from specc.io.weights import write_atomically
 from specc.train.checkpoint import load_checkpoint
 from specc.train.run import StopOnSignal
-from specc.io.weights import write_atomically
-
+from support import DIGITS
 
 # adam, a learning rate that halves on plateaus, early stopping that keeps the best weights, a best checkpoint:
 # every piece of state a resumed run must carry over

@@ -77,7 +77,7 @@ def test_layer_nodes_like_the_guide():
     assert conv_layer.get_input_shape_at(1) == (64, 64, 3)
     assert conv_layer.get_output_shape_at(1) == (64, 64, 16)
     with pytest.raises(AttributeError, match=r"node 0: \(None, 32, 32, 3\), node 1: \(None, 64, 64, 3\)"):
-        conv_layer.input_shape
+        _ = conv_layer.input_shape
 
 
 def shrunk_copy(tmp_path: Path) -> Path:

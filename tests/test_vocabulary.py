@@ -18,9 +18,10 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 import yaml
+from gradcheck import numeric_gradient
+from test_optimizers import CASES as OPTIMIZER_CASES
 
 import specc
-from gradcheck import numeric_gradient
 from specc.layers import LAYERS, Activation, Layer, Wrapper
 from specc.layers.activations import ACTIVATIONS
 from specc.layers.initializers import INITIALIZERS
@@ -29,7 +30,6 @@ from specc.train.callbacks import CALLBACKS, Callback
 from specc.train.losses import LOSSES
 from specc.train.metrics import METRICS
 from specc.train.optimizers import OPTIMIZERS
-from test_optimizers import CASES as OPTIMIZER_CASES
 
 TESTS = Path(__file__).parent
 EPSILON = 1e-7  # keras.config.epsilon(): how far from 0 and 1 Keras clips probabilities in its losses

@@ -100,10 +100,10 @@ def _walk(loc: tuple, data) -> tuple[tuple, object, object]:
     Returns (key path, the value at that path, the mapping holding it)."""
     path, node, parent = [], data, None
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part); parent, node = node, node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            path.append(part); parent, node = node, node[part]
+        if (isinstance(node, dict) and part in node) or \
+                (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            path.append(part)
+            parent, node = node, node[part]
     return tuple(path), node, parent
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import (BeforeValidator, Discriminator, Field, NonNegativeFloat, PositiveInt, Tag,
-                      field_validator)
+from pydantic import BeforeValidator, Discriminator, Field, NonNegativeFloat, PositiveInt, Tag, field_validator
 
 from ..layers import LAYERS, Wrapper
-from ..registry import Config
-from ..registry import Name, Registry
+from ..registry import Config, Name, Registry
 from ..train.callbacks import CALLBACKS
 from ..train.losses import LOSSES
 from ..train.metrics import METRICS

@@ -20,7 +20,6 @@ from ..registry import Config, Registry
 from .checkpoint import TrainState, checkpoint_arrays
 from .run import CHECKPOINT, HISTORY, RunFiles
 
-
 Mode = Literal["auto", "min", "max"]
 MONITOR = Field("val_loss", description="A name the run logs: loss, val_loss, accuracy, val_accuracy, ...")
 MODE = Field("auto", description="min, max, or auto: max for names with 'acc' in them, else min.")
