@@ -217,6 +217,7 @@ class Model:
         """The checkpoint to continue from, its weights and optimizer state restored; refused when it is not
         the same run (another spec, other data, another batch size)."""
         from .spec import render
+        from .train.callbacks import state_problems
         from .train.checkpoint import Checkpoint, load_checkpoint
         from .train.run import check_same_run
         if isinstance(resume, Checkpoint):
@@ -225,6 +226,10 @@ class Model:
             path = Path(resume)
             checkpoint = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
         check_same_run(checkpoint, render(self.spec), train.rows, batch_size, _fingerprint(train))
+        problems = state_problems([c.make() for c in self.spec.fit.callbacks], checkpoint.state.callbacks,
+                                  checkpoint.state.callback_arrays, self.params.values.size)
+        if problems:
+            raise SpecError([Problem(message, file=str(checkpoint.path)) for message in problems])
         self.params.assign(checkpoint.weights, str(checkpoint.path))
         checkpoint.restore_optimizer(self.optimizer)
         return checkpoint

@@ -332,3 +332,27 @@ def test_nan_in_the_cli_keeps_the_last_good_weights(tmp_path, capsys):
     with np.load(tmp_path / "run" / "weights.npz") as weights:
         assert same_weights(dict(weights), first_two.get_weights())
 
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda callbacks: callbacks.__setitem__(1, {}),
+     "damaged state of callback 1 (early_stopping): it needs the fields"),
+    (lambda callbacks: callbacks[0].__setitem__("wait", "x"),
+     "damaged state of callback 0 (reduce_lr_on_plateau): 'wait' is 'x', not a number"),
+    (lambda callbacks: callbacks.pop(), "holds the state of 2 callback(s); the spec has 3"),
+], ids=["missing-fields", "text-for-a-number", "one-missing"])
+def test_a_hand_edited_callback_state_is_refused_naming_the_checkpoint(tmp_path, edit, message):
+    from specc.io.weights import save_arrays
+    spec = digits(tmp_path)
+    run = tmp_path / "run"
+    stop = StopAfter(batches=50)
+    specc.load(spec).fit(out=run, progress=stop, stop=stop)
+    arrays = read_npz(run / "checkpoint.npz")
+    state = json.loads(str(arrays["state"]))
+    edit(state["callbacks"])
+    arrays["state"] = np.array(json.dumps(state))
+    save_arrays(run / "checkpoint.npz", arrays)
+    with pytest.raises(specc.SpecError) as caught:
+        specc.load(spec).fit(resume=run)
+    (problem,) = caught.value.problems
+    assert problem.file == str(run / "checkpoint.npz") and message in problem.message, str(problem)

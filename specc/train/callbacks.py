@@ -218,6 +218,26 @@ class Callback:
         pass
 
 
+def state_problems(callbacks: list[Callback], states: list, arrays: dict[str, np.ndarray], weights: int) -> list[str]:
+    """What is wrong with the callbacks' states a checkpoint holds (a hand-edited one), one sentence each: each
+    state has the fields a fresh callback of its kind has, each a number or null, and a kept copy of the weights
+    has one value per weight."""
+    if len(states) != len(callbacks):
+        return [f"holds the state of {len(states)} callback(s); the spec has {len(callbacks)}"]
+    problems = []
+    for i, (callback, state) in enumerate(zip(callbacks, states)):
+        name = f"callback {i} ({callback.c.type})"
+        expected = callback.get_state()
+        if not isinstance(state, dict) or set(state) != set(expected):
+            problems.append(f"has a damaged state of {name}: it needs the fields {', '.join(sorted(expected))}")
+            continue
+        problems += [f"has a damaged state of {name}: '{key}' is {value!r}, not a number"
+                     for key, value in state.items() if value is not None and type(value) not in (int, float)]
+        problems += [f"has a damaged state of {name}: array '{key}' has shape {array.shape}, not ({weights},)"
+                     for key, array in arrays.items() if key.startswith(f"{i}/") and array.shape != (weights,)]
+    return problems
+
+
 def _maximize(mode: str, monitor: str) -> bool:
     """Keras' mode `auto`: names with 'acc' in them go up, everything else goes down."""
     return mode == "max" or (mode == "auto" and "acc" in monitor)
