@@ -99,7 +99,9 @@ class _Compiler:
     def _sub_model(self, name: str, key: str, definition, trainable: bool, path: KeyPath,
                    scope: _Scope) -> Optional[GraphLayer]:
         if isinstance(definition, SequentialModel):
-            definition = sequential_as_graph(definition)
+            definition = sequential_as_graph(definition, path, self.problems)
+            if definition is None:
+                return None
         graph = self.graph(name, definition, path, _Scope(definition.models, path, key + "/", scope, self))
         if graph is None:
             return None
@@ -112,6 +114,7 @@ class _Compiler:
         dtypes = {n: i.dtype for n, i in model.inputs.items()}
         layers: dict[str, GraphLayer] = {}
         calls: dict[str, tuple[GraphLayer | None, list[str], KeyPath]] = {}  # tensor -> (callee, inputs, path)
+        model_names = set(scope.names())
 
         for entry_name, entry in model.layers.items():
             entry_path = path + ("layers", entry_name)
@@ -119,7 +122,7 @@ class _Compiler:
                 problems.add(entry_path, f"'{entry_name}' is already the name of an input")
                 continue
             if isinstance(entry, Layer):
-                if entry_name in scope.names():
+                if entry_name in model_names:
                     problems.add(entry_path, f"'{entry_name}' is already the name of a model")
                 layers[entry_name] = graph_layer(entry_name, scope.key_prefix + entry_name, entry, entry_path)
         for layer in layers.values():
@@ -143,15 +146,16 @@ class _Compiler:
                     defined_only = " (that entry only defines a layer; use `call:` to apply it)" \
                         if tensor in layers and not hint else ""
                     problems.add(where, f"unknown tensor '{tensor}'{hint}{defined_only}")
-        wrapped_layers = []  # what each wrapper applies, and what that applies, ...
+        wrapped_layers: set[GraphLayer] = set()  # what each wrapper applies, and what that applies, ...
         for layer in layers.values():
             inner = _inner(layer)
-            while inner is not None and all(inner is not w for w in wrapped_layers):
-                wrapped_layers.append(inner)
+            while inner is not None and inner not in wrapped_layers:
+                wrapped_layers.add(inner)
                 inner = _inner(inner)
+        called_layers = {callee for callee, _, _ in calls.values() if callee is not None}
         for layer_name, layer in layers.items():
-            if not model.layers[layer_name].input_names and not any(c[0] is layer for c in calls.values()) \
-                    and not any(w is layer for w in wrapped_layers):
+            if not model.layers[layer_name].input_names and layer not in called_layers \
+                    and layer not in wrapped_layers:
                 problems.add(layer.path, f"layer '{layer_name}' is defined but never called; give it `inputs:` "
                                          f"or call it with `{{call: {layer_name}, inputs: ...}}`")
         outputs = names(model.outputs)
@@ -226,43 +230,55 @@ class _Compiler:
         return found
 
     def wrapping_cycles(self, layers: dict):
-        """Wrappers that wrap each other by name (a wraps b, b wraps a) would apply forever."""
-        reported: set[int] = set()
+        """Wrappers that wrap each other by name (a wraps b, b wraps a) would apply forever; each cycle is
+        reported once, at its member listed first."""
+        place = {layer: i for i, layer in enumerate(layers.values())}
+        followed: set[GraphLayer] = set()  # layers whose chain of wrapped layers has been followed to its end
+        cycles = []
         for layer in layers.values():
-            chain, inner = [layer], _inner(layer)
-            while inner is not None and all(inner is not c for c in chain):
-                chain.append(inner)
+            chain: dict[GraphLayer, None] = {}  # ordered: the layers passed, each wrapping the next
+            inner = layer
+            while inner is not None and inner not in chain and inner not in followed:
+                chain[inner] = None
                 inner = _inner(inner)
-            if inner is layer and id(layer) not in reported:
-                reported.update(id(c) for c in chain)
-                self.problems.add(layer.path + ("layer",), "TimeDistributed layers wrap each other in a cycle: "
-                                  + " -> ".join(c.name for c in [*chain, layer]))
+            followed.update(chain)
+            if inner in chain:  # back at a layer passed: the layers from there on wrap each other
+                passed = list(chain)
+                cycle = passed[passed.index(inner):]
+                first = min(range(len(cycle)), key=lambda i: place.get(cycle[i], len(place)))
+                cycles.append(cycle[first:] + cycle[:first])
+        for cycle in sorted(cycles, key=lambda c: place.get(c[0], len(place))):
+            self.problems.add(cycle[0].path + ("layer",), "TimeDistributed layers wrap each other in a cycle: "
+                              + " -> ".join(c.name for c in [*cycle, cycle[0]]))
 
     def order(self, calls: dict, path: KeyPath) -> Optional[list[str]]:
-        """Entries in an order where each comes after the entries it reads (spec order where free)."""
-        done: set[str] = set()
+        """Entries in an order where each comes after the entries it reads (spec order where free).
+
+        Depth first with a stack of its own: a chain of entries listed outputs first is as deep as it is
+        long, far deeper than Python's recursion limit."""
         order: list[str] = []
-        state: dict[str, int] = {}  # 1: on the current path, 2: finished
-
-        def visit(tensor: str, trail: list[str]) -> bool:
-            if state.get(tensor) == 2 or tensor not in calls:
-                return True
-            if state.get(tensor) == 1:
-                cycle = trail[trail.index(tensor):] + [tensor]
-                self.problems.add(calls[tensor][2] + ("inputs",), "cycle: " + " -> ".join(cycle))
-                return False
-            state[tensor] = 1
-            for source in calls[tensor][1]:
-                if not visit(source, trail + [tensor]):
-                    return False
-            state[tensor] = 2
-            done.add(tensor)
-            order.append(tensor)
-            return True
-
-        for tensor in calls:
-            if not visit(tensor, []):
-                return None
+        finished: set[str] = set()
+        for start in calls:
+            if start in finished:
+                continue
+            trail, on_trail = [start], {start}  # the entries being visited, each read by the one before
+            sources = [iter(calls[start][1])]  # for each of them, the inputs still to visit
+            while trail:
+                source = next(sources[-1], None)
+                if source is None:
+                    done = trail.pop()
+                    on_trail.remove(done)
+                    sources.pop()
+                    finished.add(done)
+                    order.append(done)
+                elif source in calls and source not in finished:
+                    if source in on_trail:
+                        cycle = trail[trail.index(source):] + [source]
+                        self.problems.add(calls[source][2] + ("inputs",), "cycle: " + " -> ".join(cycle))
+                        return None
+                    trail.append(source)
+                    on_trail.add(source)
+                    sources.append(iter(calls[source][1]))
         return order
 
     def check_outputs(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
@@ -275,10 +291,13 @@ class _Compiler:
                 self.problems.add(where, f"output '{out}' is a model input; an output must come from a layer")
             elif out not in calls:
                 self.problems.add(where, f"unknown tensor '{out}'{did_you_mean(out, [*dtypes, *calls])}")
+        first: dict[str, int] = {}  # output -> where it is first listed
         for i, out in enumerate(outputs):
-            if out in outputs[:i]:
+            if out in first:
                 self.problems.add(path + ("outputs", i), f"output '{out}' is listed twice "
-                                                         f"(first as outputs[{outputs.index(out)}])")
+                                                         f"(first as outputs[{first[out]}])")
+            else:
+                first[out] = i
 
     def check_reachable(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
         """Every input and every layer's tensor leads to an output."""
@@ -317,20 +336,46 @@ def _unresolved(layer: GraphLayer) -> bool:
     return False
 
 
-def sequential_as_graph(model: SequentialModel) -> GraphModel:
-    """A stack as a functional model: input 'input', each layer named as in Keras (dense, dense_1, ...)."""
-    layers, counts, previous = {}, {}, "input"
+SEQUENTIAL_INPUT = "input"  # the name of a sequential model's input tensor
+
+
+def sequential_as_graph(model: SequentialModel, path: KeyPath, problems: _Problems) -> Optional[GraphModel]:
+    """A stack as a functional model: input 'input', each layer named as in Keras (dense, dense_1, ...),
+    automatic names skipping the names given with `name:`. None when a name given cannot be used (two layers
+    given one name, or a layer named like the input): those problems are added at the names."""
+    given: dict[str, int] = {}  # name -> the entry that gives it
+    before = len(problems)
+    for i, entry in enumerate(model.sequential):
+        where = path + ("sequential", i, "name")
+        if entry.name == SEQUENTIAL_INPUT:
+            problems.add(where, f"'{SEQUENTIAL_INPUT}' is the name of the model's input; give the layer another "
+                                "name")
+        elif entry.name in given:
+            problems.add(where, f"layer name '{entry.name}' is already used by sequential[{given[entry.name]}]")
+        elif entry.name is not None:
+            given[entry.name] = i
+    if len(problems) > before:
+        return None
+    layers: dict[str, Layer] = {}
+    counts: dict[str, int] = {}  # names handed out per stem
+    previous = SEQUENTIAL_INPUT
     for entry in model.sequential:
-        name = entry.name
-        if name is None:
-            base = keras_name(type(entry).__name__)
-            count = counts.get(base, 0)
-            counts[base] = count + 1
-            name = base if count == 0 else f"{base}_{count}"
+        name = entry.name if entry.name is not None else _automatic_name(type(entry).__name__, counts, given)
         layers[name] = entry.model_copy(update={"inputs": previous})
         previous = name
-    return GraphModel(inputs={"input": model.input}, layers=layers, outputs=[previous],
+    return GraphModel(inputs={SEQUENTIAL_INPUT: model.input}, layers=layers, outputs=[previous],
                       trainable=model.trainable)
+
+
+def _automatic_name(type_name: str, counts: dict[str, int], given: dict[str, int]) -> str:
+    """Keras' next name for a layer of this type (dense, dense_1, ...), skipping the names given explicitly."""
+    stem = keras_name(type_name)
+    while True:
+        count = counts.get(stem, 0)
+        counts[stem] = count + 1
+        name = stem if count == 0 else f"{stem}_{count}"
+        if name not in given:
+            return name
 
 
 def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None, names_only: bool = False) -> Graph:

@@ -3,6 +3,7 @@ it: forward over the nodes in order, backward in reverse."""
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from ..errors import did_you_mean
 from ..layers import Shape
 from .nodes import GraphLayer, LayerCall, Node
+
+FLOAT32_BYTES = 4
 
 
 @dataclass(eq=False)
@@ -25,16 +28,7 @@ class Graph:
 
     def walk(self) -> list[GraphLayer]:
         """Every layer, model and wrapper once, descending into what each applies, in spec order."""
-        seen: dict[int, GraphLayer] = {}
-
-        def visit(layer: GraphLayer):
-            if id(layer) not in seen:
-                seen[id(layer)] = layer
-                for child in layer.children():
-                    visit(child)
-        for layer in self.layers.values():
-            visit(layer)
-        return list(seen.values())
+        return list(self._walked[0])
 
     def all_layers(self) -> list[LayerCall]:
         """Each layer that can hold weights, once; a weight's key is layer.key/name."""
@@ -45,28 +39,48 @@ class Graph:
                 for layer in self.all_layers() for name, shape in layer.weight_shapes.items()}
 
     def count_params(self, trainable: bool | None = None) -> int:
-        return sum(int(np.prod(shape)) for layer in self.all_layers()
+        return sum(math.prod(shape) for layer in self.all_layers()
                    if trainable is None or self.is_trainable(layer) == trainable
                    for shape in layer.weight_shapes.values())
 
     def is_trainable(self, layer: GraphLayer) -> bool:
-        """A layer trains unless it, or a model or wrapper that holds it, is frozen."""
-        return layer.trainable and all(owner.trainable for owner in self._owners(layer))
+        """A layer trains unless it, or a model or wrapper that holds it, is frozen (the holders on the first
+        path to it in walk order)."""
+        return layer.trainable and layer not in self._walked[1]
 
-    def _owners(self, target: GraphLayer) -> list[GraphLayer]:
-        def path_within(layer: GraphLayer) -> list[GraphLayer] | None:
-            if layer is target:
-                return []
-            for child in layer.children():
-                found = path_within(child)
-                if found is not None:
-                    return [layer, *found]
-            return None
+    @functools.cached_property  # a compiled Graph never changes: one walk serves every later question
+    def _walked(self) -> tuple[tuple[GraphLayer, ...], frozenset[GraphLayer]]:
+        """Every layer once in walk order, and those held by a frozen model or wrapper."""
+        seen: dict[GraphLayer, None] = {}  # layers hash by identity
+        held_by_frozen: set[GraphLayer] = set()
+
+        def visit(layer: GraphLayer, holders_trainable: bool):
+            if layer not in seen:
+                seen[layer] = None
+                if not holders_trainable:
+                    held_by_frozen.add(layer)
+                for child in layer.children():
+                    visit(child, holders_trainable and layer.trainable)
         for layer in self.layers.values():
-            found = path_within(layer)
-            if found is not None:
-                return found
-        return []
+            visit(layer, True)
+        return tuple(seen), frozenset(held_by_frozen)
+
+    def training_step_bytes(self, batch_size: int) -> int:
+        """About how many bytes one training step on `batch_size` rows needs, every value a float32:
+
+            4 bytes × (4 × parameters + batch_size × (input values + values kept per row))
+
+        Each weight is held four times: its value, its gradient and two optimizer slots (Adam's m and v).
+        A row keeps its input values, and for every node its output and as much again for what its
+        backward reads (GraphLayer.values_kept), inside sub-models and wrappers too. Passing buffers
+        (im2col chunks, gradients on their way back) are left out: the figure tells a model that cannot
+        fit from one that may; it is not a budget."""
+        per_row = sum(math.prod(shape) for shape in self.inputs.values()) + self.values_kept_per_row()
+        return FLOAT32_BYTES * (4 * self.count_params() + batch_size * per_row)
+
+    def values_kept_per_row(self) -> int:
+        """Values one row's forward pass keeps until backward: what every node keeps."""
+        return sum(node.layer.values_kept(math.prod(node.output_shape)) for node in self.nodes)
 
     def id_limits(self, tensor: str) -> list[int]:
         """The id range of every layer taking ids (Embedding) that reads `tensor`, inside sub-models too."""

@@ -7,13 +7,14 @@ kind they hold:
     forward(params, xs, training)                  -> (y, cache)
     backward(params, cache, dy, need_dx)           -> [dx for each input]; weight gradients into params
     children()                                     the layers and models it applies (traversal)
-    learns(), count_params(), id_limits(position), type_name
+    learns(), count_params(), values_kept(output_size), id_limits(position), type_name
 
 `params` is the executor's weight store: `params.weights(layer)` and `params.gradients(layer)` give a
 layer's arrays by weight name.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Union
 
@@ -68,6 +69,11 @@ class GraphLayer:
     def learns(self) -> bool:
         """Whether it holds weights that training changes."""
         return self.trainable and any(child.learns() for child in self.children())
+
+    def values_kept(self, output_size: int) -> int:
+        """About how many values its calls keep from forward until backward, for `output_size` output
+        values in all: the output, and as much again for its cache (inputs, activations, gates...)."""
+        return 2 * output_size
 
     def id_limits(self, position: int) -> list[int]:
         """Id ranges its input at `position` must respect (Embedding's input_dim, inside sub-models too)."""
@@ -138,7 +144,7 @@ class LayerCall(GraphLayer):
         return type(self.config).__name__
 
     def count_params(self) -> int:
-        return sum(int(np.prod(s)) for s in self.weight_shapes.values())
+        return sum(math.prod(s) for s in self.weight_shapes.values())
 
     def learns(self) -> bool:
         return self.trainable and bool(self.weight_shapes)
@@ -202,6 +208,13 @@ class ModelCall(GraphLayer):
     def count_params(self) -> int:
         return self.graph.count_params()
 
+    def values_kept(self, output_size):
+        """What its graph keeps, once per call (output_size holds several outputs when a wrapper folds steps
+        into the batch); its output is one of its graph's values, counted there."""
+        graph = self.graph
+        calls = output_size // max(1, math.prod(graph.shapes[graph.outputs[0]]))
+        return calls * graph.values_kept_per_row()
+
     def id_limits(self, position):
         return self.graph.id_limits(list(self.graph.inputs)[position])
 
@@ -242,6 +255,10 @@ class WrapperCall(GraphLayer):
 
     def children(self):
         return [] if self.inner is None else [self.inner]
+
+    def values_kept(self, output_size):
+        """What it applies keeps; its output is that one's, reshaped."""
+        return 0 if self.inner is None else self.inner.values_kept(output_size)
 
     def id_limits(self, position):
         return [] if self.inner is None else self.inner.id_limits(position)

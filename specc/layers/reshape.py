@@ -1,9 +1,8 @@
 """Flatten: all axes but the batch into one."""
 from __future__ import annotations
 
+import math
 from typing import Literal
-
-import numpy as np
 
 from .base import LAYERS, Layer, Shape
 
@@ -14,7 +13,7 @@ class Flatten(Layer):
     type: Literal["Flatten"]
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
-        return (int(np.prod(input_shapes[0])),)
+        return (math.prod(input_shapes[0]),)
 
     def forward(self, weights, xs, training):
         x = xs[0]

@@ -1,6 +1,8 @@
 """Every weight of a compiled graph in one flat buffer, and its gradient in another."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import Problem, SpecError
@@ -27,7 +29,7 @@ class Parameters:
                 if key in offsets:  # names are identifiers, so two layers can never make one key
                     raise AssertionError(f"two weights share the key {key}")
                 offsets[key], self.shapes[key] = size, shape
-                size += int(np.prod(shape))
+                size += math.prod(shape)
             if graph.is_trainable(layer):
                 self.trainable_size = size
         self.values = np.zeros(size, self.dtype)
@@ -40,7 +42,7 @@ class Parameters:
             self._grads[id(layer)] = {}
             for name, shape in layer.weight_shapes.items():
                 start = offsets[f"{layer.key}/{name}"]
-                stop = start + int(np.prod(shape))
+                stop = start + math.prod(shape)
                 self._weights[id(layer)][name] = self.values[start:stop].reshape(shape)
                 self._grads[id(layer)][name] = self.grads[start:stop].reshape(shape)
 
