@@ -103,7 +103,9 @@ def render(spec):
 @click.option("--quiet", is_flag=True, help="Say nothing but problems and how to resume an interrupted run.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per epoch on standard output, for machines.")
-def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_format):
+@click.option("--force", is_flag=True, help="Train even when a training step seems not to fit in this machine's "
+                                            "memory.")
+def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_format, force):
     """Train from the data the spec names; write weights.npz, history.csv, checkpoint.npz and spec.yaml to --out.
 
     Ctrl-C (or SIGTERM) stops after the current batch, saves a checkpoint and says how to --resume."""
@@ -123,7 +125,7 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     model, run = train_in_folder(
         load, spec, Path(out) if out else None, Path(resume) if resume else None, epochs, batch_size, weights,
-        overwrite, lambda epochs, steps: Progress(epochs, steps, quiet=quiet, log_format=log_format), say)
+        overwrite, lambda epochs, steps: Progress(epochs, steps, quiet=quiet, log_format=log_format), say, force)
     stopped = model.stopped or {}
     if stopped.get("reason") == "interrupted":
         click.echo(f"Interrupted at {model.train_state.describe()}; saved {run.checkpoint} (its weights work "

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 import specc
-from specc.graph.memory import machine_memory, memory_problem, show_bytes
+from specc.graph.memory import memory_problem
+from specc.runtime.heap import machine_memory, show_bytes
 from specc.runtime.parameters import Parameters
 from support import ROOT, run
 
@@ -311,3 +312,17 @@ def test_a_layer_named_like_the_input_is_located(tmp_path):
     line, column = position(text, "input}")
     assert result.stderr.splitlines()[0].startswith(f"{path}:{line}:{column}: models.stack.sequential[0].name: "
                                                     "'input' is the name of the model's input")
+
+
+def test_train_refuses_a_step_that_cannot_fit_before_writing_anything(tmp_path):
+    spec = tmp_path / "big.yaml"
+    spec.write_text("specc: 1\ninputs: {x: {shape: [300000]}}\nlayers:\n  y: {type: Dense, units: 250000, inputs: x}\n"
+                    "outputs: [y]\ncompile: {loss: mse}\ndata: {train: absent.npz}\nfit: {batch_size: 64}\n")
+    out = tmp_path / "run"
+    result = run("train", spec, "--out", out)
+    assert result.returncode == 1
+    assert f"{spec}:8:19: fit.batch_size: a training step at batch size 64 needs about 1.2 TB of memory" \
+        in result.stderr
+    assert "pass --force to train anyway" in result.stderr and not out.exists()
+    forced = run("train", spec, "--out", out, "--force")  # past the check: on to the data, which is missing
+    assert forced.returncode == 1 and "absent.npz" in forced.stderr and "needs about" not in forced.stderr

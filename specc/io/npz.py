@@ -3,7 +3,6 @@ ever unpickled, and what is wrong with a file is said in plain words."""
 from __future__ import annotations
 
 import math
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Iterable, Optional
 import numpy as np
 from numpy.lib import format as npy
 
+from ..runtime.heap import machine_memory, show_bytes
 from .files import FileProblem, open_regular
 
 # Deflate cannot pack data tighter than about 1030:1, and only a run of one repeated byte gets there; real arrays
@@ -22,15 +22,7 @@ MAX_EXPANSION = 500
 EXPANSION_FLOOR = 64 * 2 ** 20
 
 
-def _physical_memory() -> Optional[int]:
-    """Bytes of memory in this machine, where the system says."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-MEMORY_BYTES = _physical_memory()  # arrays that could never fit are refused before any is unpacked
+MEMORY_BYTES = machine_memory()  # arrays that could never fit are refused before any is unpacked
 
 
 class NpzError(FileProblem):
@@ -45,13 +37,6 @@ class ArrayHeader:
     dtype: np.dtype
     nbytes: int
     member: zipfile.ZipInfo
-
-
-def _show_bytes(n: int) -> str:
-    for unit, size in (("GB", 10 ** 9), ("MB", 10 ** 6), ("kB", 10 ** 3)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n} bytes"
 
 
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError)
@@ -152,10 +137,10 @@ class NpzArchive:
         declared = header_bytes + nbytes
         if member.file_size != declared:
             return None, f"array '{name}' is damaged: its header declares shape {shape} of {dtype} " \
-                         f"({_show_bytes(declared)}), but the archive holds {_show_bytes(member.file_size)} for it"
+                         f"({show_bytes(declared)}), but the archive holds {show_bytes(member.file_size)} for it"
         if declared > EXPANSION_FLOOR and declared > MAX_EXPANSION * member.compress_size:
-            return None, f"array '{name}' would unpack from {_show_bytes(member.compress_size)} to " \
-                         f"{_show_bytes(declared)} ({declared // max(member.compress_size, 1):,} times): like a " \
+            return None, f"array '{name}' would unpack from {show_bytes(member.compress_size)} to " \
+                         f"{show_bytes(declared)} ({declared // max(member.compress_size, 1):,} times): like a " \
                          "zip bomb, it is not read (save genuine data uncompressed, with np.savez)"
         return ArrayHeader(name, shape, dtype, nbytes, member), ""
 
@@ -164,8 +149,8 @@ class NpzArchive:
         names = list(self.headers if names is None else names)
         total = sum(self.headers[name].nbytes for name in names)
         if MEMORY_BYTES is not None and total > MEMORY_BYTES:
-            raise NpzError([f"holds arrays of {_show_bytes(total)}, more than this machine's memory "
-                            f"({_show_bytes(MEMORY_BYTES)})"])
+            raise NpzError([f"holds arrays of {show_bytes(total)}, more than this machine's memory "
+                            f"({show_bytes(MEMORY_BYTES)})"])
         arrays, problems = {}, []
         for name in names:
             try:

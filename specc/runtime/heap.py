@@ -1,4 +1,5 @@
-"""Keep freed memory in the process instead of handing it back to the operating system every batch.
+"""This machine's memory in plain words, and keeping freed memory in the process instead of handing it back
+to the operating system every batch.
 
 glibc's malloc serves blocks above a (dynamic) threshold of 128 kB-32 MB with fresh `mmap`s and returns
 them on `free`, and trims the top of the heap beyond 128 kB. A training step allocates and frees the same
@@ -13,7 +14,32 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
+from decimal import Decimal
+from typing import Optional
+
+_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+
+
+def machine_memory() -> Optional[int]:
+    """Bytes of physical memory of this machine; None where the system does not say."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows), or not these names
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def show_bytes(count: int) -> str:
+    """A byte count in decimal units to one decimal (23.5 GB, 1.2 TB); beyond them, in powers of ten."""
+    if count >= 1000 ** len(_UNITS):  # unbounded shapes make counts a float cannot hold
+        return f"{Decimal(count):.1e} B"
+    power = 0
+    while power + 1 < len(_UNITS) and count >= 1000 ** (power + 1):
+        power += 1
+    return f"{count} B" if power == 0 else f"{count / 1000 ** power:.1f} {_UNITS[power]}"
+
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

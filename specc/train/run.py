@@ -227,6 +227,18 @@ def _differences(a, b, path: str = "") -> list[str]:
     return [] if a == b else [path or "the whole spec"]
 
 
+def check_memory(model, batch_size: int):
+    """A training step that cannot fit in this machine's memory is refused before anything is written, with
+    the figures, rather than ending in a MemoryError or the system killing the process."""
+    from ..graph.memory import memory_problem
+    from ..runtime.heap import machine_memory
+    problem = memory_problem(model.graph, batch_size, machine_memory())
+    if problem is not None:
+        where = ("fit", "batch_size") if "batch_size" in model.spec.fit.model_fields_set else ("fit",)
+        raise SpecError([model.source.locate(Problem(f"{problem}; lower the batch size or the model's sizes, or "
+                                                     "pass --force to train anyway", where))])
+
+
 def check_unfinished(checkpoint: Checkpoint, epochs: int):
     """A finished run has nothing to resume, unless it is to be trained for more epochs than it was."""
     state = checkpoint.state
@@ -239,10 +251,11 @@ def check_unfinished(checkpoint: Checkpoint, epochs: int):
 
 def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path], resume: Optional[Path],
                     epochs: Optional[int], batch_size: Optional[int], weights: Optional[str], overwrite: bool,
-                    make_progress: Callable, say: Callable[[str], None]):
+                    make_progress: Callable, say: Callable[[str], None], force: bool = False):
     """`specc train`: a new run in `folder` (default runs/<name>) or the run in `resume` continued; writes
     every file of the run. `load` reads a spec into a model; `make_progress(epochs, steps)` the progress
-    output. Returns (model, run folder); `model.stopped` says why a run ended early."""
+    output; `force` trains a model whose training step seems not to fit in memory. Returns (model, run
+    folder); `model.stopped` says why a run ended early."""
     checkpoint = None
     if resume is not None:
         checkpoint, spec = RunFolder(resume).resumable(spec)
@@ -257,6 +270,9 @@ def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path],
             say(f"The run had ended before writing {WEIGHTS}; wrote it from {run.checkpoint}")
             return model, run
         check_unfinished(checkpoint, epochs)
+    batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
+    if not force:
+        check_memory(model, batch)
     if weights:
         model.load_weights(weights)
     data = model.spec_data()
@@ -266,7 +282,6 @@ def train_in_folder(load: Callable, spec: Optional[str], folder: Optional[Path],
             run.check_new(overwrite)
         run.remove_temporaries()
         epochs = epochs or model.spec.fit.epochs
-        batch = checkpoint.state.batch_size if checkpoint else batch_size or model.spec.fit.batch_size
         steps = -(-data[0].rows // batch)
         say((f"Resuming {model.name} from {checkpoint.path} (at {checkpoint.state.describe()})" if checkpoint
              else f"Training {model.name}") + f": {data[0].rows} rows"
