@@ -46,7 +46,9 @@ class Problem:
 
 @dataclass
 class SpecError(Exception):
-    """One or more problems in a spec or its data; str() is the full report, one problem a line."""
+    """What a user can fix: one or more problems in a spec, its data, a weights file, a checkpoint, a run
+    folder or the machine's room for them, each located; str() is the full report, one problem a line. The
+    command prints it and exits 1; anything else that escapes is a bug in specc."""
     problems: list[Problem] = field(default_factory=list)
     stand_in: object = None  # a whole spec standing in for a broken one, for later stages to check the rest
 

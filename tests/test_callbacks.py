@@ -107,7 +107,7 @@ def test_callbacks_by_snake_name_keras_class_name_or_bare_string(tmp_path):
      "fit.callbacks[0].filepath", ["the run's own checkpoint", "e.g. best.npz"]),
     ("[{type: model_checkpoint, filepath: ../../escape.npz}]", "../../", "fit.callbacks[0].filepath",
      ["'../../escape.npz' leaves the run folder"]),
-    ("[{type: model_checkpoint, filepath: /tmp/anywhere.npz}]", "/tmp/", "fit.callbacks[0].filepath",
+    ("[{type: model_checkpoint, filepath: /tmp/anywhere.npz}]", "/tmp/anywhere", "fit.callbacks[0].filepath",
      ["'/tmp/anywhere.npz' leaves the run folder"]),
     ("[{type: csv_logger, filename: ../log.csv}]", "../log", "fit.callbacks[0].filename",
      ["'../log.csv' leaves the run folder"]),
