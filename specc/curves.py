@@ -97,7 +97,8 @@ def read_history(path: str | Path) -> History:
         raise _fail(name, "no columns to plot: the header names only 'epoch'", header_line)
     if len(numbered) == 1:
         raise _fail(name, "no epochs recorded: the file has a header but no rows")
-    values: dict[str, list[Optional[float]]] = {c: [] for c in header}
+    epochs: list[float] = []  # every row has one
+    values: dict[str, list[Optional[float]]] = {c: [] for c in header if c != "epoch"}
     for line, row in numbered[1:]:
         if len(row) != len(header):
             raise _fail(name, f"{len(row)} value(s) for the {len(header)} column(s) of the header", line)
@@ -110,10 +111,12 @@ def read_history(path: str | Path) -> History:
                 number = float(cell)
             except ValueError:
                 raise _fail(name, f"column '{column}': {cell!r} is not a number", line) from None
-            if column == "epoch" and not math.isfinite(number):
-                raise _fail(name, f"column 'epoch': {cell!r} is not an epoch number", line)
-            values[column].append(number if math.isfinite(number) else None)
-    epochs = values.pop("epoch")
+            if column == "epoch":
+                if not math.isfinite(number):
+                    raise _fail(name, f"column 'epoch': {cell!r} is not an epoch number", line)
+                epochs.append(number)
+            else:
+                values[column].append(number if math.isfinite(number) else None)
     return History(name, epochs, values)
 
 
@@ -126,7 +129,7 @@ def panel_rows(history: History) -> list[tuple[str, list[Panel]]]:
         base = column[4:] if column.startswith("val_") and column[4:] else column
         if base not in bases:
             bases.append(base)
-    several = any(METRIC_SUFFIX.match(b) and METRIC_SUFFIX.match(b)["what"] == "loss" for b in bases)
+    several = any(match["what"] == "loss" for match in map(METRIC_SUFFIX.match, bases) if match)
     rows: dict[str, list[Panel]] = {}
     for base in bases:
         match = METRIC_SUFFIX.match(base) if several else None
@@ -172,7 +175,8 @@ def _esc(value) -> str:
 
 def _segments(xs: list[float], ys: list[Optional[float]]) -> list[list[tuple[float, float]]]:
     """Runs of points with values: a missing value (or NaN, inf) breaks the line."""
-    out, current = [], []
+    out: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
     for x, y in zip(xs, ys):
         if y is None:
             if current:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Optional
+
+if TYPE_CHECKING:
+    from .spec import StandIn
 
 KeyPath = tuple  # of str | int: the keys leading from the document root to a value
 
@@ -50,7 +53,7 @@ class SpecError(Exception):
     folder or the machine's room for them, each located; str() is the full report, one problem a line. The
     command prints it and exits 1; anything else that escapes is a bug in specc."""
     problems: list[Problem] = field(default_factory=list)
-    stand_in: object = None  # a whole spec standing in for a broken one, for later stages to check the rest
+    stand_in: Optional[StandIn] = None  # a whole spec standing in for a broken one, for later stages to check the rest
 
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)

@@ -127,10 +127,10 @@ class Model:
         train = self._read(data.train, ("data", "train"))
         if data.validation is not None:
             # a validation file is usually laid out like the training file: its names carry over
-            validation = data.validation.model_copy(update={
+            validation_source = data.validation.model_copy(update={
                 "inputs": data.validation.inputs if data.validation.inputs is not None else data.train.inputs,
                 "targets": data.validation.targets if data.validation.targets is not None else data.train.targets})
-            return train, self._read(validation, ("data", "validation"))
+            return train, self._read(validation_source, ("data", "validation"))
         if data.validation_split > 0:
             train, validation = split(train, data.validation_split)
             for part, rows, purpose in (("training", train.rows, "train on"), ("validation", validation.rows,

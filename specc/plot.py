@@ -86,18 +86,24 @@ class _Plot:
                             and self.home[id(w)] is home), None)
             self.container[id(x)] = wrapper if wrapper is not None else self.owner[id(home)]
 
+    def inline_layer(self, wrapper: GraphLayer) -> Optional[GraphLayer]:
+        """The layer of its own a TimeDistributed applies (`layer: {type: Dense, ...}`); None if it has none."""
+        inner = _wrapped(wrapper)
+        return inner if inner is not None and inner.path == wrapper.path + ("layer",) else None
+
     def inline(self, wrapper: GraphLayer) -> bool:
         """A TimeDistributed over a layer of its own (`layer: {type: Dense, ...}`)."""
-        return _wrapped(wrapper) is not None and _wrapped(wrapper).path == wrapper.path + ("layer",)
+        return self.inline_layer(wrapper) is not None
 
     def applies(self, wrapper: GraphLayer) -> Optional[GraphLayer]:
         """The named layer or model a TimeDistributed applies (through inline TimeDistributeds), if any."""
-        while self.inline(wrapper):
-            wrapper = _wrapped(wrapper)
+        while (inner := self.inline_layer(wrapper)) is not None:
+            wrapper = inner
         return _wrapped(wrapper)
 
     def depth(self, wrapper: GraphLayer) -> int:
-        return 1 + (self.depth(_wrapped(wrapper)) if self.inline(wrapper) else 0)
+        inner = self.inline_layer(wrapper)
+        return 1 + (self.depth(inner) if inner is not None else 0)
 
     # -- ids, entry and exit points ------------------------------------------------------------------------
     def id(self, key, prefix: str = "n") -> str:
@@ -115,23 +121,27 @@ class _Plot:
     def cluster_id(self, layer: GraphLayer) -> str:
         return self.id(("cluster", id(layer)), "cluster_")
 
+    def in_cluster(self, layer: GraphLayer) -> Optional[GraphLayer]:
+        """For a TimeDistributed drawn as a cluster around the layer or model it applies: that one; else None."""
+        inner = self.applies(layer) if _wrapped(layer) is not None else None
+        return inner if inner is not None and self.container.get(id(inner)) is layer else None
+
     def wraps_in_cluster(self, layer: GraphLayer) -> bool:
         """A TimeDistributed drawn as a cluster around the layer or model it applies."""
-        inner = self.applies(layer) if _wrapped(layer) is not None else None
-        return inner is not None and self.container.get(id(inner)) is layer
+        return self.in_cluster(layer) is not None
 
     def entry(self, layer: GraphLayer, position: int) -> str:
         if isinstance(layer, ModelCall):
             return self.input_id(layer.graph, list(layer.graph.inputs)[position])
-        if self.wraps_in_cluster(layer):
-            return self.entry(self.applies(layer), position)
+        if (inner := self.in_cluster(layer)) is not None:
+            return self.entry(inner, position)
         return self.box_id(layer)
 
     def exit(self, layer: GraphLayer) -> str:
         if isinstance(layer, ModelCall):
             return self.source(layer.graph, layer.graph.outputs[0])
-        if self.wraps_in_cluster(layer):
-            return self.exit(self.applies(layer))
+        if (inner := self.in_cluster(layer)) is not None:
+            return self.exit(inner)
         return self.box_id(layer)
 
     def source(self, g: Graph, tensor: str) -> str:
@@ -203,8 +213,9 @@ class _Plot:
                     emit(id(layer), indent + "  ")
                     lines.append(f"{indent}}}")
                     continue
-                if _wrapped(layer) is not None:  # a TimeDistributed box: over an inline layer, or one drawn elsewhere
-                    inner = _wrapped(layer)
+                if isinstance(layer, WrapperCall) and layer.inner is not None:
+                    # a TimeDistributed box: over an inline layer, or one drawn elsewhere
+                    inner = layer.inner
                     wrapper_name = type(layer.config).__name__
                     type_name = (f"{wrapper_name}({inner.type_name})" if self.inline(layer)
                                  else f"{wrapper_name}({inner.name})")

@@ -7,7 +7,7 @@ README's tables are all read from here, so a new entry needs no edit anywhere el
 from __future__ import annotations
 
 import re
-from typing import Annotated, Callable, Generic, Iterator, Optional, TypeVar
+from typing import Annotated, Callable, Generic, Iterator, Optional, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -37,7 +37,7 @@ Name = Annotated[str, AfterValidator(_identifier)]  # of an input, a layer or a 
 
 def type_tag(config: type[BaseModel]) -> str:
     """The `type:` value that selects a config class in a spec (its Literal)."""
-    return config.model_fields["type"].annotation.__args__[0]
+    return get_args(config.model_fields["type"].annotation)[0]
 
 
 class Registry(Generic[T]):

@@ -26,6 +26,7 @@ def synthesize(graph: Graph, losses: dict[str, str], rows: int, seed: int = 0,
         arrays[(input_names or {}).get(name, name)] = array
     for name in graph.outputs:
         shape, kind = graph.shapes[name], LOSSES[losses[name]].targets
+        target: np.ndarray  # integer labels, or float32 values
         if kind == "labels":
             target = rng.integers(0, shape[-1], size=(rows, *shape[:-1]))
         elif kind == "one_hot":

@@ -6,16 +6,16 @@ carries the key path of the spec entry that causes it.
 from __future__ import annotations
 
 import re
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional, Union, overload
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..layers import Layer, Wrapper
-from ..spec.format import Call, GraphModel, ImportedModel, SequentialModel, Spec, names
+from ..spec.format import Call, GraphModel, ImportedModel, LayerEntry, SequentialModel, Spec, names
 from .graph import Graph
 from .nodes import CallError, GraphLayer, LayerCall, ModelCall, Node, WrapperCall
 
 # Given an ImportedModel entry and its key path, returns the definition of the model it names.
-ImportResolver = Callable[[ImportedModel, KeyPath], GraphModel]
+ImportResolver = Callable[[ImportedModel, KeyPath], Union[GraphModel, SequentialModel]]
 
 
 class _Problems(list):
@@ -27,9 +27,6 @@ class _SelfCall(Exception):
     """A model reached again while it is being compiled: it would contain itself."""
 
 
-_COMPILING = object()  # a model being compiled, as opposed to one compiled (a GraphLayer) or failed (None)
-
-
 class _Scope:
     """Sub-model definitions visible from a graph: its own `models:` and those of enclosing graphs."""
 
@@ -37,19 +34,21 @@ class _Scope:
                  compiler: "_Compiler"):
         self.definitions, self.path, self.key_prefix, self.parent = definitions, path, key_prefix, parent
         self.compiler = compiler
-        self.compiled: dict[str, object] = {}  # name -> _COMPILING, then its GraphLayer or None
+        self.compiling: set[str] = set()  # models whose compiling has begun and not ended
+        self.compiled: dict[str, Optional[GraphLayer]] = {}  # name -> its GraphLayer, or None if it failed
 
     def names(self) -> list[str]:
         return list(self.definitions) + (self.parent.names() if self.parent else [])
 
     def find(self, name: str) -> Optional[GraphLayer]:
         if name in self.definitions:
+            if name in self.compiling:
+                raise _SelfCall(name)
             if name not in self.compiled:
-                self.compiled[name] = _COMPILING
+                self.compiling.add(name)
                 self.compiled[name] = self.compiler.sub_model(name, self.definitions[name],
                                                                self.path + ("models", name), self)
-            elif self.compiled[name] is _COMPILING:
-                raise _SelfCall(name)
+                self.compiling.remove(name)
             return self.compiled[name]
         return self.parent.find(name) if self.parent else None
 
@@ -111,7 +110,7 @@ class _Compiler:
         before = len(self.problems)
         problems = self.problems
         shapes = {n: tuple(i.shape) for n, i in model.inputs.items()}
-        dtypes = {n: i.dtype for n, i in model.inputs.items()}
+        dtypes: dict[str, str] = {n: i.dtype for n, i in model.inputs.items()}
         layers: dict[str, GraphLayer] = {}
         calls: dict[str, tuple[GraphLayer | None, list[str], KeyPath]] = {}  # tensor -> (callee, inputs, path)
         model_names = set(scope.names())
@@ -356,7 +355,7 @@ def sequential_as_graph(model: SequentialModel, path: KeyPath, problems: _Proble
             given[entry.name] = i
     if len(problems) > before:
         return None
-    layers: dict[str, Layer] = {}
+    layers: dict[str, LayerEntry] = {}
     counts: dict[str, int] = {}  # names handed out per stem
     previous = SEQUENTIAL_INPUT
     for entry in model.sequential:
@@ -378,7 +377,18 @@ def _automatic_name(type_name: str, counts: dict[str, int], given: dict[str, int
             return name
 
 
-def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None, names_only: bool = False) -> Graph:
+@overload
+def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None,
+                 names_only: Literal[False] = False) -> Graph: ...
+
+
+@overload
+def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None, *,
+                 names_only: Literal[True]) -> None: ...
+
+
+def compile_spec(spec: Spec, resolve_import: Optional[ImportResolver] = None,
+                 names_only: bool = False) -> Optional[Graph]:
     """The spec's model as a Graph; raises SpecError with every problem found (paths, not yet positions).
 
     names_only: check that every name resolves, and return nothing (for a spec that stands in for a broken one)."""

@@ -35,7 +35,8 @@ class _Report:
     """Problems about one data file: located at a spec key when the spec named the file, else at the file."""
 
     def __init__(self, file: str, where: Optional[KeyPath]):
-        self.file, self.where, self.problems = file, where, []
+        self.file, self.where = file, where
+        self.problems: list[Problem] = []
 
     def add(self, message: str, key: KeyPath = ()):
         if self.where is None:

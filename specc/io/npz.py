@@ -92,7 +92,8 @@ class NpzArchive:
             raise NpzError([f"is not a readable .npz file ({type(e).__name__}: {e})"]) from None
 
     def _read_headers(self) -> dict[str, ArrayHeader]:
-        headers, problems = {}, []
+        headers: dict[str, ArrayHeader] = {}
+        problems: list[str] = []
         for member in self._zip.infolist():
             if not member.filename.endswith(".npy") or member.is_dir():
                 problems.append(f"holds '{member.filename}', which is not an .npy array (an .npz holds only "
@@ -106,7 +107,7 @@ class NpzArchive:
                 header, problem = self._header(name, member)
             except _DAMAGED as e:
                 header, problem = None, f"array '{name}' is damaged ({type(e).__name__}: {e})"
-            if problem:
+            if header is None:  # then `problem` says why
                 problems.append(problem)
             else:
                 headers[name] = header

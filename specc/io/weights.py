@@ -47,7 +47,7 @@ def _terminate_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], None]):
+def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], object]):  # its result is unused
     """Write through a temporary file in the same folder, flushed to disk, then renamed over `path`: a crash
     or kill at any moment leaves the old file or the new one, never a part. An exception during the write
     (Ctrl-C included) removes the temporary; only a kill that cannot be caught leaves a `.NAME.*.tmp` file."""

@@ -30,12 +30,22 @@ a step. float64 arrays always take the exact libm functions (the gradient checks
 error_model="numpy" drops numba's per-division zero check, which otherwise blocks vectorization;
 fastmath={"contract"} only lets LLVM fuse multiply-adds (no reassociation, NaN and inf semantics kept).
 """
+from typing import Literal, TypedDict
+
 import numpy as np
 from numba import njit
 
 from .activation_codes import RELU, SIGMOID, TANH
 
-_OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"})
+
+class _JitOptions(TypedDict):
+    """The njit settings every kernel here shares, typed so that `njit(**_OPTS)` checks against njit's own."""
+    cache: bool
+    error_model: Literal["python", "numpy"]
+    fastmath: set[str]
+
+
+_OPTS: _JitOptions = {"cache": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 
 @njit(inline="always", **_OPTS)

@@ -1,7 +1,7 @@
 """Activation functions by name, applied through the fused kernels, and the standalone Activation layer."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -13,7 +13,10 @@ from .base import LAYERS, Layer, Shape
 ACTIVATIONS: Registry[int] = Registry("activation")  # name -> the fused kernels' code for it
 for _name, _code in CODES.items():
     ACTIVATIONS.add(_name, _code)
-ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal of the registry's names, built at import time: a type checker sees a str
+    ActivationName = str
+else:
+    ActivationName = Literal[tuple(ACTIVATIONS)]
 
 
 def as_rows(a: np.ndarray) -> np.ndarray:

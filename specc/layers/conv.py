@@ -75,7 +75,8 @@ def chunked_activation_grad(activation: str, dy: np.ndarray, y: np.ndarray):
     if activation == "linear":
         return lambda a, b: dy[a:b]
     k = kernels.activations
-    code, buffer = ACTIVATIONS[activation], []
+    code = ACTIVATIONS[activation]
+    buffer: list[np.ndarray] = []  # at most one array, grown when a longer chunk comes
 
     def grad(a, b):
         if not buffer or len(buffer[0]) < b - a:
@@ -142,7 +143,7 @@ class Conv2D(Layer):
         return (oh, ow, self.filters)
 
     def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
-        shapes = {"kernel": (*pair(self.kernel_size), input_shapes[0][-1], self.filters)}
+        shapes: dict[str, Shape] = {"kernel": (*pair(self.kernel_size), input_shapes[0][-1], self.filters)}
         if self.use_bias:
             shapes["bias"] = (self.filters,)
         return shapes
@@ -310,10 +311,10 @@ class Im2colConv(ConvAlgorithm):
             return dw, db
 
         dws, dbs = zip(*workers.run(images, groups))
-        if sums:
+        if grads is not None:
             grads["kernel"] += workers.add_in_thread_order(dws[0], dws[1:]).reshape(grads["kernel"].shape)
-        if use_bias:
-            grads["bias"] += workers.add_in_thread_order(dbs[0], dbs[1:])
+            if use_bias:
+                grads["bias"] += workers.add_in_thread_order(dbs[0], dbs[1:])
         if dx is not None and self.strided_pixels:
             full = np.zeros((n, *self.input_shape), dtype=dtype)
             full[:, ::sh, ::sw] = dx
@@ -351,6 +352,7 @@ class _Im2colMatrix:
     def add_to_dx(self, dz: np.ndarray, w2t: np.ndarray, a: int, b: int, matmul) -> None:
         """Adds the gradient of the rows of lines [a, b), dz @ w2t, into dx where each was read."""
         if self.pointwise:  # each pixel is read by one output pixel: its gradient is written whole
+            assert self.dpixels is not None, "add_to_dx needs the dx given to the constructor"
             matmul(dz, w2t, out=self.dpixels[a:b])
             return
         chunk = self.cols[:(b - a) * self.line_pixels]

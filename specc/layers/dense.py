@@ -25,7 +25,7 @@ class Dense(Layer):
         return (*shape[:-1], self.units)
 
     def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
-        shapes = {"kernel": (input_shapes[0][-1], self.units)}
+        shapes: dict[str, Shape] = {"kernel": (input_shapes[0][-1], self.units)}
         if self.use_bias:
             shapes["bias"] = (self.units,)
         return shapes

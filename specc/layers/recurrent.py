@@ -12,7 +12,7 @@ timesteps gives d kernel, d recurrent_kernel and dx. kernels/lstm.py says why (m
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -23,7 +23,10 @@ from .activations import ACTIVATIONS
 from .base import LAYERS, Layer, Shape, ShapeError, show_shape
 from .initializers import INITIALIZERS
 
-RecurrentActivationName = Literal[tuple(name for name in ACTIVATIONS if name != "softmax")]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal of the registry's names, built at import time: a type checker sees a str
+    RecurrentActivationName = str
+else:
+    RecurrentActivationName = Literal[tuple(name for name in ACTIVATIONS if name != "softmax")]
 
 
 @LAYERS.register()
@@ -45,7 +48,7 @@ class LSTM(Layer):
 
     def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
         u = self.units
-        shapes = {"kernel": (input_shapes[0][-1], 4 * u), "recurrent_kernel": (u, 4 * u)}
+        shapes: dict[str, Shape] = {"kernel": (input_shapes[0][-1], 4 * u), "recurrent_kernel": (u, 4 * u)}
         if self.use_bias:
             shapes["bias"] = (4 * u,)
         return shapes

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from threadpoolctl import LibController
 
 SMALL = 1 << 22  # multiply-adds: about 40 us on one core
 
@@ -34,13 +38,14 @@ class Threads:
     """
     workers: int
     libraries: list = dataclasses.field(default_factory=list)
-    openblas: object = None
+    openblas: Optional[LibController] = None
     managing: bool = False
     most: int = 0
     current: int = 0
 
     def use_openblas(self, threads: int):
         """Runs OpenBLAS on `threads` threads, setting them only when they change (a call costs ~2 us)."""
+        assert self.openblas is not None, "use_openblas is only called where there is OpenBLAS"
         if threads != self.current:
             self.openblas.set_num_threads(threads)
             self.current = threads
@@ -68,7 +73,8 @@ def _find_threads() -> Threads:
     import numba
     openblas = next((library for library in libraries if library.internal_api == "openblas"), None)
     # as many threads as the user allows Numba and BLAS (NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS, ...)
-    workers = min([numba.config.NUMBA_NUM_THREADS, *(library.num_threads for library in libraries)])
+    numba_threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba sets it via globals()
+    workers = min([numba_threads, *(library.num_threads for library in libraries)])
     return Threads(workers, libraries, openblas)
 
 

@@ -125,9 +125,10 @@ def _fields_of(model: type[BaseModel] | None) -> list[str]:
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The model class a location ends in, from the union tag pydantic put in the location."""
     from . import format as F
-    by_tag = {**dict(LAYERS.items()), **dict(F.OPTIMIZERS.items()), **dict(F.CALLBACKS.items()),
-              "call": F.Call, "graph": F.GraphModel, "sequential": F.SequentialModel, "from": F.ImportedModel}
-    model = F.Spec
+    by_tag: dict[str, type[BaseModel]] = {
+        **dict(LAYERS.items()), **dict(F.OPTIMIZERS.items()), **dict(F.CALLBACKS.items()),
+        "call": F.Call, "graph": F.GraphModel, "sequential": F.SequentialModel, "from": F.ImportedModel}
+    model: type[BaseModel] | None = F.Spec
     for part in loc:
         if isinstance(part, str) and part in by_tag:
             model = by_tag[part]
@@ -217,6 +218,7 @@ def _explain_tag(node, path) -> tuple[str, bool, tuple]:
     from .format import CALLBACKS, OPTIMIZERS
     registry = OPTIMIZERS if path[:1] == ("compile",) else CALLBACKS if path[:2] == ("fit", "callbacks") else LAYERS
     choices, what = registry.names(), registry.family
+    tag: object  # as the spec gives it: not always a string
     if isinstance(node, str):  # an optimizer or a callback given by name
         tag = node
     elif isinstance(node, dict):
@@ -227,4 +229,4 @@ def _explain_tag(node, path) -> tuple[str, bool, tuple]:
     if tag is None:
         hint = " or `call:` (to call a layer or model defined elsewhere)" if registry is LAYERS else ""
         return f"missing `type:` (one of {', '.join(choices)}){hint}", True, path
-    return registry.unknown(tag), False, path
+    return registry.unknown(str(tag)), False, path

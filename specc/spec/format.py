@@ -4,16 +4,16 @@ The vocabularies (layer types, optimizers, losses, metrics, callbacks) come from
 filled where its entries are implemented; this module only builds the unions that select among them."""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
 
 from pydantic import BeforeValidator, Discriminator, Field, NonNegativeFloat, PositiveInt, Tag, field_validator
 
-from ..layers import LAYERS, Wrapper
+from ..layers import LAYERS, Layer, Wrapper
 from ..registry import Config, Name, Registry
-from ..train.callbacks import CALLBACKS
+from ..train.callbacks import CALLBACKS, CallbackSettings
 from ..train.losses import LOSSES
 from ..train.metrics import METRICS
-from ..train.optimizers import OPTIMIZERS, RMSprop
+from ..train.optimizers import OPTIMIZERS, OptimizerSettings, RMSprop
 
 Names = Union[str, list[str]]
 
@@ -50,11 +50,17 @@ def _union(members, tag_of):
     return Annotated[Union[tuple(Annotated[m, Tag(t)] for t, m in members)], Discriminator(tag_of)]
 
 
-LayerConfig = _union(LAYERS.items(), _entry_tag)
+# The unions below are built from the registries at import time, which a type checker cannot follow:
+# it sees the base class (or the plain type) that every member of each union shares.
+if TYPE_CHECKING:
+    LayerConfig = Layer
+    LayerEntry = Union[Layer, Call]
+else:
+    LayerConfig = _union(LAYERS.items(), _entry_tag)
+    LayerEntry = _union([*LAYERS.items(), ("call", Call)], _entry_tag)
 for _wrapper in LAYERS.entries():
     if issubclass(_wrapper, Wrapper):
         _wrapper.model_rebuild(_types_namespace={"LayerConfig": LayerConfig})
-LayerEntry = _union([*LAYERS.items(), ("call", Call)], _entry_tag)
 
 
 class GraphModel(Config):
@@ -87,8 +93,11 @@ def _model_tag(value):
     return {SequentialModel: "sequential", ImportedModel: "from"}.get(type(value), "graph")
 
 
-SubModel = _union([("graph", GraphModel), ("sequential", SequentialModel), ("from", ImportedModel)],
-                  _model_tag)
+if TYPE_CHECKING:  # the discriminated union as a type checker can read it
+    SubModel = Union[GraphModel, SequentialModel, ImportedModel]
+else:
+    SubModel = _union([("graph", GraphModel), ("sequential", SequentialModel), ("from", ImportedModel)],
+                      _model_tag)
 GraphModel.model_rebuild()
 
 
@@ -110,9 +119,14 @@ def _named(registry: Registry):
     return Literal[tuple(registry.names(with_aliases=True))]
 
 
-Optimizer = _by_tag(OPTIMIZERS)
-LossName = _named(LOSSES)
-MetricName = _named(METRICS)
+if TYPE_CHECKING:  # built from the registries at import time; a type checker sees what they all share
+    Optimizer = OptimizerSettings
+    LossName = str
+    MetricName = str
+else:
+    Optimizer = _by_tag(OPTIMIZERS)
+    LossName = _named(LOSSES)
+    MetricName = _named(METRICS)
 
 
 class Compile(Config):
@@ -163,7 +177,10 @@ def _callback_by_name(value):
     return value
 
 
-Callback = Annotated[_by_tag(CALLBACKS), BeforeValidator(_callback_by_name)]
+if TYPE_CHECKING:  # built from the registry at import time; a type checker sees the settings' base class
+    Callback = CallbackSettings
+else:
+    Callback = Annotated[_by_tag(CALLBACKS), BeforeValidator(_callback_by_name)]
 ClassIndex = Annotated[int, Field(strict=False, ge=0)]  # JSON keys are strings: "0" is class 0
 
 
@@ -171,9 +188,10 @@ class Fit(Config):
     epochs: PositiveInt = 1
     batch_size: PositiveInt = 32
     shuffle: bool = True
+    # default= by keyword: type checkers only see a default given that way, and Spec.fit calls `Fit()`
     class_weight: Optional[dict[ClassIndex, NonNegativeFloat]] = Field(
-        None, description="{class index: weight}: each training row's loss is multiplied by its class's "
-                          "weight (1 for classes not listed). One output only, as in Keras.")
+        default=None, description="{class index: weight}: each training row's loss is multiplied by its "
+                                  "class's weight (1 for classes not listed). One output only, as in Keras.")
     callbacks: list[Callback] = Field(default_factory=list)
 
 

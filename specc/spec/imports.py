@@ -8,7 +8,7 @@ from typing import Optional
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from . import load_spec
-from .format import GraphModel, ImportedModel, Spec
+from .format import GraphModel, ImportedModel, SequentialModel, Spec, SubModel
 
 
 @dataclass
@@ -26,8 +26,9 @@ class Imports:
         self.weights: list[ImportedWeights] = []
         self._specs: dict[Path, Optional[Spec]] = {}
 
-    def __call__(self, entry: ImportedModel, path: KeyPath) -> GraphModel:
+    def __call__(self, entry: ImportedModel, path: KeyPath) -> GraphModel | SequentialModel:
         other = self._spec(self.folder / entry.from_)
+        definition: SubModel
         if entry.model is None:
             definition, their_prefix = other, ""
         elif entry.model in other.models:

@@ -41,12 +41,15 @@ class _Loader(yaml.SafeLoader):
 
 
 # libyaml parses ten times faster than PyYAML's own parser; from 0.2.5 it refuses nesting too deep to compose
-_FastLoader: Optional[type] = None
+_FastLoader: Optional[type[yaml.CSafeLoader]] = None
 if getattr(yaml, "__with_libyaml__", False) and yaml._yaml.get_version() >= (0, 2, 5):
-    class _FastLoader(yaml.CSafeLoader):
+    class _LibyamlLoader(yaml.CSafeLoader):
         """_Loader's rules, parsed by libyaml."""
+    _FastLoader = _LibyamlLoader
 
-for _loader in filter(None, (_Loader, _FastLoader)):
+# both are yaml Resolvers, the class that holds the implicit-tag rules add_implicit_resolver extends
+_loaders: list[type[yaml.resolver.Resolver]] = [_Loader] if _FastLoader is None else [_Loader, _FastLoader]
+for _loader in _loaders:
     _loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
         re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
@@ -241,6 +244,8 @@ def _parse(text: str, path: Path) -> tuple[object, SourceMap]:
         # only be whitespace between tokens, so a space in its place keeps every line and column.
         text = text.replace("\t", " ")
     source = SourceMap(name)
+    line: Optional[int]  # of a problem: None where the parser does not say
+    column: Optional[int]
     try:
         root = _compose(text)
     except yaml.reader.ReaderError as e:  # a character YAML does not allow anywhere, such as a control character

@@ -27,9 +27,10 @@ def _arguments(config) -> str:
 
 
 def _names(registry: Registry) -> str:
-    aliased = {name: [] for name in registry}
+    aliased: dict[str, list[str]] = {name: [] for name in registry}
     for alias in registry.names(with_aliases=True):
         canonical = registry.canonical(alias)
+        assert canonical is not None, "every name a registry lists is known to it"
         if canonical != alias:
             aliased[canonical].append(alias)
     return ", ".join(f"`{name}`" + (f" ({', '.join(f'`{a}`' for a in aliases)})" if aliases else "")

@@ -22,7 +22,7 @@ from .run import CHECKPOINT, HISTORY, RunFiles
 
 Mode = Literal["auto", "min", "max"]
 MONITOR = Field("val_loss", description="A name the run logs: loss, val_loss, accuracy, val_accuracy, ...")
-MODE = Field("auto", description="min, max, or auto: max for names with 'acc' in them, else min.")
+MODE: Mode = Field("auto", description="min, max, or auto: max for names with 'acc' in them, else min.")
 
 
 class CallbackSettings(Config):
@@ -260,8 +260,9 @@ class EarlyStopping(Callback):
             return value - self.c.min_delta > reference
         return value + self.c.min_delta < reference
 
-    def on_train_begin(self):
-        self.wait, self.stopped_epoch, self.best, self.best_epoch = 0, 0, None, 0
+    def on_train_begin(self) -> None:
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best: Optional[float] = None
         self.best_weights: Optional[np.ndarray] = None
 
     def on_epoch_end(self, epoch, logs):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class TrainState:
     `rng` is the shuffle generator's state at the start of `epoch`, so its batches are drawn again exactly."""
     epochs: int
     batch_size: int
-    rng: dict
+    rng: Mapping[str, Any]  # the bit generator's state, as numpy gives and takes it
     epoch: int = 0
     step: int = 0
     running: dict = field(default_factory=dict)    # RunningLogs of the batches done: {"sums": {...}, "count": n}
@@ -120,6 +120,7 @@ def load_checkpoint(path) -> Checkpoint:
     problems += [f"has a damaged training state: {m}" for m in state_problems]
     if problems:
         raise refuse(problems)
+    assert saved is not None, "a state that is not a JSON object comes with problems, refused above"
     state = TrainState(**saved, callback_arrays={k[len(CALLBACKS):]: v for k, v in arrays.items()
                                                  if k.startswith(CALLBACKS)})
     return Checkpoint(path, state, weights_of(arrays),

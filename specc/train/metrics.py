@@ -42,6 +42,11 @@ def accuracy_for(loss: Loss, output_shape: tuple) -> MetricFunction:
     return categorical_accuracy
 
 
+def _whatever_the_loss(metric: MetricFunction) -> Callable[[Loss, tuple], MetricFunction]:
+    """The registry entry of a metric that is the same for every loss and output shape."""
+    return lambda loss, output_shape: metric
+
+
 METRICS.add("accuracy", accuracy_for, aliases=("acc",))
 for _function in (binary_accuracy, categorical_accuracy, sparse_categorical_accuracy, mse, mae):
-    METRICS.add(_function.__name__, lambda loss, shape, f=_function: f)
+    METRICS.add(_function.__name__, _whatever_the_loss(_function))

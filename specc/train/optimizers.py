@@ -19,6 +19,7 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 class NonFiniteGradients(FloatingPointError):
     """A step refused because a gradient is NaN or infinite: the weights and the optimizer state are untouched."""
+    loss: float  # the batch's loss, set by train_step as the exception passes through it
 
 
 class OptimizerSettings(Config):
