@@ -316,3 +316,17 @@ def test_two_weights_never_share_a_key(tmp_path):
     second.key = first.key
     with pytest.raises(AssertionError, match="two weights share the key a/kernel"):
         Parameters(graph)
+
+
+@pytest.mark.parametrize("other, inputs, message", [
+    ("b: {shape: [3]}", "[a, b, a]", "layers.diff.inputs: Subtract takes 2 inputs, got 3"),
+    ("c: {shape: [4]}", "[a, c]", "layers.diff: Subtract: cannot subtract tensors of different shapes: (None, 3) "
+                                  "and (None, 4)"),
+])
+def test_subtract_takes_two_inputs_of_one_shape(tmp_path, other, inputs, message):
+    spec = tmp_path / "sub.yaml"
+    spec.write_text(f"specc: 1\ninputs: {{a: {{shape: [3]}}, {other}}}\n"
+                    f"layers:\n  diff: {{type: Subtract, inputs: {inputs}}}\noutputs: [diff]\ncompile: {{loss: mse}}\n")
+    with pytest.raises(specc.SpecError) as caught:
+        specc.load(spec)
+    assert any(message in str(p) for p in caught.value.problems), caught.value

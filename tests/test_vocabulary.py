@@ -65,6 +65,7 @@ def case(entry: dict, *shapes: tuple, dtype: str = "float32", named: Optional[di
 LAYER_CASES: dict[str, list[Case]] = {
     # every activation through the layer, so Keras checks each name's meaning too
     "Activation": [case({"type": "Activation", "activation": name}, (2, 5)) for name in ACTIVATIONS],
+    "Subtract": [case({"type": "Subtract"}, (3, 2), (3, 2))],
     "Add": [case({"type": "Add"}, (3, 2), (3, 2)),
             case({"type": "Add"}, (4,), (4,), (4,))],
     "Concatenate": [case({"type": "Concatenate"}, (3,), (2,)),

@@ -177,7 +177,7 @@ class LayerCall(GraphLayer):
         """Checks how many inputs it is given and their dtypes first: those problems lie in `inputs:`."""
         arity, given, type_name = self.config.arity, len(inputs), self.type_name
         if arity is not None and given != arity:
-            raise CallError(f"{type_name} takes {arity} input, got {given}", ("inputs",))
+            raise CallError(f"{type_name} takes {arity} input{'' if arity == 1 else 's'}, got {given}", ("inputs",))
         if arity is None and given < 2:
             raise CallError(f"{type_name} joins two or more inputs, got {given}", ("inputs",))
         for tensor, dtype in zip(inputs, input_dtypes):

@@ -66,3 +66,22 @@ class Add(Layer):
 
     def backward(self, weights, grads, count, dy, need_dx=True):
         return [dy] * count
+
+
+@LAYERS.register()
+class Subtract(Layer):
+    """Element-wise difference of two inputs of one shape: inputs [a, b] give a - b."""
+    type: Literal["Subtract"]
+    arity = 2
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        if input_shapes[0] != input_shapes[1]:
+            raise ShapeError(f"cannot subtract tensors of different shapes: "
+                             f"{show_shape(input_shapes[0])} and {show_shape(input_shapes[1])}")
+        return input_shapes[0]
+
+    def forward(self, weights, xs, training):
+        return xs[0] - xs[1], None
+
+    def backward(self, weights, grads, cache, dy, need_dx=True):
+        return [dy, -dy]
