@@ -193,3 +193,19 @@ def test_the_command_loads_nothing_before_it_can_answer_ctrl_c():
              "print(sorted(heavy))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_completing_a_run_restores_the_best_weights_as_its_end_would(tmp_path):
+    # "best" is the highest loss, which training leaves behind after its first epoch: not the last weights
+    fit = ("{epochs: 4, batch_size: 128, callbacks: [{type: early_stopping, monitor: loss, mode: max, patience: 10, "
+           "restore_best_weights: true}]}")
+    spec = digits(tmp_path, fit)
+    folder = tmp_path / "run"
+    assert run("train", spec, "--out", folder, "--quiet").returncode == 0
+    final = read_npz(folder / "weights.npz")
+    last = read_npz(folder / "checkpoint.npz")
+    assert any(not np.array_equal(final[k], last[f"weights/{k}"]) for k in final)  # the best epoch was not the last
+    (folder / "weights.npz").unlink()
+    assert run("train", "--resume", folder, "--quiet").returncode == 0
+    again = read_npz(folder / "weights.npz")
+    assert all(np.array_equal(final[k], again[k]) for k in final)

@@ -133,8 +133,17 @@ class RunFolder:
                 from None
 
     def complete(self, model, checkpoint: Checkpoint):
-        """A run that stopped between its last checkpoint and its weights file: write the weights from it."""
+        """A run that stopped between its last checkpoint and its weights file: write the weights from it, as
+        the run's end would have (the callbacks' train end: EarlyStopping restores its best weights)."""
+        from .callbacks import Trainer  # callbacks name this module's files: imported here, not at the top
         model.load_weights(checkpoint.path)
+        callbacks = [settings.make() for settings in model.spec.fit.callbacks]
+        trainer = Trainer(model.params, model.optimizer, checkpoint.state, callbacks, self.files(), lambda _: None)
+        for callback in callbacks:
+            callback.bind(trainer)
+        trainer.restore_callbacks()
+        for callback in callbacks:
+            callback.on_train_end()
         with self.environment_errors():
             model.save_weights(self.weights)
             if not self.spec.is_file():
