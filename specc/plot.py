@@ -23,7 +23,7 @@ import unicodedata
 from pathlib import Path
 from typing import Optional
 
-from .graph import Graph, GraphLayer, ModelCall, Node, WrapperCall
+from .graph import Graph, GraphLayer, ModelCall, Node, WrapperCall, wrapped_by
 from .layers import show_shape
 
 INPUT_COLOR, OUTPUT_COLOR, MODEL_COLOR, WRAPPER_COLOR = "#dbe9f6", "#dff0d8", "#f7f7f7", "#fdf2e0"
@@ -75,7 +75,7 @@ class _Plot:
             parent = by_key.get(model.key.rpartition("/")[0])
             self.home[id(model)] = parent.graph if parent is not None else graph
         # the layer of an inline TimeDistributed (`layer: {type: Dense}`) is drawn as part of its box
-        self.collapsed = {id(_wrapped(w)) for w in self.layers if self.inline(w)}
+        self.collapsed = {id(wrapped_by(w)) for w in self.layers if self.inline(w)}
         self.drawn = [x for x in self.layers if id(x) not in self.collapsed]
         # where each box or cluster is drawn: inside the first TimeDistributed of its own graph that applies
         # it, else in its graph (the top level, or its model's cluster)
@@ -88,7 +88,7 @@ class _Plot:
 
     def inline_layer(self, wrapper: GraphLayer) -> Optional[GraphLayer]:
         """The layer of its own a TimeDistributed applies (`layer: {type: Dense, ...}`); None if it has none."""
-        inner = _wrapped(wrapper)
+        inner = wrapped_by(wrapper)
         return inner if inner is not None and inner.path == wrapper.path + ("layer",) else None
 
     def inline(self, wrapper: GraphLayer) -> bool:
@@ -99,7 +99,7 @@ class _Plot:
         """The named layer or model a TimeDistributed applies (through inline TimeDistributeds), if any."""
         while (inner := self.inline_layer(wrapper)) is not None:
             wrapper = inner
-        return _wrapped(wrapper)
+        return wrapped_by(wrapper)
 
     def depth(self, wrapper: GraphLayer) -> int:
         inner = self.inline_layer(wrapper)
@@ -123,7 +123,7 @@ class _Plot:
 
     def in_cluster(self, layer: GraphLayer) -> Optional[GraphLayer]:
         """For a TimeDistributed drawn as a cluster around the layer or model it applies: that one; else None."""
-        inner = self.applies(layer) if _wrapped(layer) is not None else None
+        inner = self.applies(layer) if wrapped_by(layer) is not None else None
         return inner if inner is not None and self.container.get(id(inner)) is layer else None
 
     def wraps_in_cluster(self, layer: GraphLayer) -> bool:
@@ -239,17 +239,12 @@ class _Plot:
                     attrs = f' [label="{_quote(", ".join(parts))}"]' if parts else ""
                     lines.append(f"  {self.source(g, tensor)} -> {self.entry(layer, position)}{attrs};")
         for wrapper in self.drawn:  # a TimeDistributed drawn apart from the layer or model it applies
-            inner = self.applies(wrapper) if _wrapped(wrapper) is not None else None
+            inner = self.applies(wrapper) if wrapped_by(wrapper) is not None else None
             if inner is not None and not self.wraps_in_cluster(wrapper):
                 lines.append(f"  {self.box_id(wrapper)} -> {self.entry(inner, 0)} "
                              f'[style=dashed, arrowhead=odot, label="applies to each step"];')
         lines.append("}")
         return "\n".join(lines) + "\n"
-
-
-def _wrapped(layer: GraphLayer) -> Optional[GraphLayer]:
-    """What a wrapper applies; None for anything else."""
-    return layer.inner if isinstance(layer, WrapperCall) else None
 
 
 def _quote(value: str) -> str:

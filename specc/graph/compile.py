@@ -12,7 +12,7 @@ from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..layers import Layer, Wrapper
 from ..spec.format import Call, GraphModel, ImportedModel, LayerEntry, SequentialModel, Spec, names
 from .graph import Graph
-from .nodes import CallError, GraphLayer, LayerCall, ModelCall, Node, WrapperCall
+from .nodes import CallError, GraphLayer, LayerCall, ModelCall, Node, WrapperCall, wrapped_by
 
 # Given an ImportedModel entry and its key path, returns the definition of the model it names.
 ImportResolver = Callable[[ImportedModel, KeyPath], Union[GraphModel, SequentialModel]]
@@ -147,10 +147,10 @@ class _Compiler:
                     problems.add(where, f"unknown tensor '{tensor}'{hint}{defined_only}")
         wrapped_layers: set[GraphLayer] = set()  # what each wrapper applies, and what that applies, ...
         for layer in layers.values():
-            inner = _inner(layer)
+            inner = wrapped_by(layer)
             while inner is not None and inner not in wrapped_layers:
                 wrapped_layers.add(inner)
-                inner = _inner(inner)
+                inner = wrapped_by(inner)
         called_layers = {callee for callee, _, _ in calls.values() if callee is not None}
         for layer_name, layer in layers.items():
             if not model.layers[layer_name].input_names and layer not in called_layers \
@@ -239,7 +239,7 @@ class _Compiler:
             inner = layer
             while inner is not None and inner not in chain and inner not in followed:
                 chain[inner] = None
-                inner = _inner(inner)
+                inner = wrapped_by(inner)
             followed.update(chain)
             if inner in chain:  # back at a layer passed: the layers from there on wrap each other
                 passed = list(chain)
@@ -320,10 +320,6 @@ def graph_layer(name: str, key: str, config: Layer, path: KeyPath) -> GraphLayer
     if isinstance(config, Wrapper):
         return WrapperCall(name, key, path, trainable=config.trainable, config=config)
     return LayerCall(name, key, path, trainable=config.trainable, config=config)
-
-
-def _inner(layer: GraphLayer) -> Optional[GraphLayer]:
-    return layer.inner if isinstance(layer, WrapperCall) else None
 
 
 def _unresolved(layer: GraphLayer) -> bool:

@@ -242,6 +242,11 @@ class ModelCall(GraphLayer):
         return graph.backward(params, cache, {graph.outputs[0]: dy}, (need_dx,) * len(graph.inputs))
 
 
+def wrapped_by(layer: GraphLayer) -> Optional[GraphLayer]:
+    """What a wrapper applies (None while unresolved); None for anything else."""
+    return layer.inner if isinstance(layer, WrapperCall) else None
+
+
 @dataclass(eq=False, kw_only=True)
 class WrapperCall(GraphLayer):
     """A wrapper (TimeDistributed, ...) around the layer or model it applies; the config says how."""

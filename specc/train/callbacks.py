@@ -160,14 +160,20 @@ class Trainer:
         if self.files.history is not None:
             write_text(self.files.history, history_csv(self.state.history))
 
-    def restore_callbacks(self):
-        """Callback states from a checkpoint (after on_train_begin reset them, as Keras does)."""
-        if not self.state.callbacks:
-            return
+    def begin(self):
+        """Every callback bound and reset (Keras' train begin), then given its state from a checkpoint."""
+        for cb in self.callbacks:
+            cb.bind(self)
+            cb.on_train_begin()
         arrays = self.state.callback_arrays
         for i, (cb, saved) in enumerate(zip(self.callbacks, self.state.callbacks)):
             mine = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == str(i)}
             cb.set_state(saved, mine)
+
+    def end(self):
+        """Keras' train end: EarlyStopping restores its best weights."""
+        for cb in self.callbacks:
+            cb.on_train_end()
 
 
 def history_csv(history: list[dict], separator: str = ",") -> str:

@@ -239,15 +239,11 @@ def fit(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objec
         state = TrainState.fresh(config.seed, config.epochs, config.batch_size)
     state.epochs, state.finished, state.stopped = config.epochs, False, None
     loop = _Loop(graph, params, optimizer, objective, config, state)
-    for cb in loop.trainer.callbacks:
-        cb.bind(loop.trainer)
-        cb.on_train_begin()
-    loop.trainer.restore_callbacks()
+    loop.trainer.begin()
     # numbers that overflow are caught (the loss or the gradients turn non-finite) and said, not warned about
     with np.errstate(over="ignore", invalid="ignore"):
         if loop.run(train, validation):
             return state.history
     loop.trainer.say = loop.say
-    for cb in loop.trainer.callbacks:
-        cb.on_train_end()
+    loop.trainer.end()
     return state.history

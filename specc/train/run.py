@@ -139,11 +139,8 @@ class RunFolder:
         model.load_weights(checkpoint.path)
         callbacks = [settings.make() for settings in model.spec.fit.callbacks]
         trainer = Trainer(model.params, model.optimizer, checkpoint.state, callbacks, self.files(), lambda _: None)
-        for callback in callbacks:
-            callback.bind(trainer)
-        trainer.restore_callbacks()
-        for callback in callbacks:
-            callback.on_train_end()
+        trainer.begin()
+        trainer.end()
         with self.environment_errors():
             model.save_weights(self.weights)
             if not self.spec.is_file():
