@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from specc.layers import Training
+
 
 def numeric_gradient(f, x: np.ndarray, eps: float = 1e-6, max_checks: int = 200, rng=None) -> tuple:
     """Central differences of scalar f() with respect to (a sample of) the entries of x, changed in place."""
@@ -31,13 +33,13 @@ def check_layer_gradients(layer, input_shapes, batch: int = 3, seed: int = 0, in
     weights = {k: np.asarray(v, dtype=np.float64) * 0 + rng.normal(size=v.shape)
                for k, v in layer.init_weights(shapes, rng).items()}
     xs = list(inputs) if inputs is not None else [rng.normal(size=(batch, *s)) for s in input_shapes]
-    y, cache = layer.forward(weights, xs, training=True)
+    y, cache = layer.forward(weights, xs, Training())
     dy = rng.normal(size=y.shape)
     grads = {k: np.zeros_like(v) for k, v in weights.items()}
     dxs = layer.backward(weights, grads, cache, dy.copy())
 
     def loss():
-        out, _ = layer.forward(weights, xs, training=True)
+        out, _ = layer.forward(weights, xs, Training())
         return float(np.sum(out * dy))
 
     for x, dx in zip(xs, dxs):

@@ -1,8 +1,10 @@
 """Plain helpers several test files import: the shipped digits spec, edited; the `specc` command run
-in-process; Keras, or a skipped test. Fixtures are in conftest.py."""
+in-process; Keras, or a skipped test; checks that a registry's names and arguments are Keras'. Fixtures are
+in conftest.py."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,3 +60,40 @@ def import_keras():
         return keras_on_a_backend()
     except ImportError as e:
         pytest.skip(f"Keras with one of its backends is not installed ({e})")
+
+
+# -- every name a spec can use has a reference, and Keras' arguments -------------------------------------
+
+def assert_same_names(registry, table, what: str):
+    missing, unknown = sorted(set(registry) - set(table)), sorted(set(table) - set(registry))
+    assert not missing and not unknown, (f"{what}: registered without a reference here: {missing}; "
+                                         f"referenced here but not registered: {unknown}")
+
+
+
+def same_default(ours, theirs) -> bool:
+    """Equal, or written differently: a single number for a pair, "linear" for no activation."""
+    return (ours == theirs or (ours == "linear" and theirs is None)
+            or (isinstance(ours, int) and isinstance(theirs, tuple) and set(theirs) == {ours}))
+
+
+def keras_class_of(module, name: str):
+    """The class of `module` named `name` (e.g. "reduce_lr_on_plateau" -> ReduceLROnPlateau)."""
+    wanted = name.replace("_", "").lower()
+    found = [v for k, v in vars(module).items() if inspect.isclass(v) and k.lower() == wanted]
+    assert len(found) == 1, f"no Keras class for '{name}' in {module.__name__}"
+    return found[0]
+
+
+def assert_keras_arguments(settings_class, keras_class, skip: set[str]):
+    """Each of specc's settings is an argument of the Keras class, with the same default where both have one."""
+    parameters = inspect.signature(keras_class).parameters
+    for name, info in settings_class.model_fields.items():
+        if name in skip:
+            continue
+        assert name in parameters, f"{keras_class.__name__} has no argument '{name}'"
+        theirs = parameters[name].default
+        if info.is_required() or theirs is inspect.Parameter.empty:
+            continue
+        assert same_default(info.default, theirs), \
+            f"{keras_class.__name__}({name}=...): specc's default {info.default!r}, Keras' {theirs!r}"

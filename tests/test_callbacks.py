@@ -17,7 +17,7 @@ from specc.train import callbacks as C
 from specc.train.checkpoint import load_checkpoint
 from specc.train.losses import LOSSES
 from specc.train.progress import Progress
-from support import DIGITS, DIGITS_DATA, digits
+from support import DIGITS, DIGITS_DATA, assert_keras_arguments, digits, keras_class_of
 
 
 def problems_of(spec: Path) -> list:
@@ -534,3 +534,14 @@ def test_progress_quiet_shows_nothing_but_what_must_be_said():
     progress.message("Epoch 2: early stopping")
     progress.message("loss became nan", always=True)
     assert out.getvalue() == "" and messages.getvalue() == "loss became nan\n"
+
+
+@pytest.mark.parametrize("name", list(C.CALLBACKS))
+def test_every_callback_works_from_its_defaults_and_is_tested(name):
+    assert isinstance(C.CALLBACKS[name](type=name).make(), C.Callback)
+    assert name in Path(__file__).read_text().replace("list(C.CALLBACKS)", ""), f"no test here uses '{name}'"
+
+
+@pytest.mark.parametrize("name", list(C.CALLBACKS))
+def test_callback_arguments_are_keras_arguments(name, keras):
+    assert_keras_arguments(C.CALLBACKS[name], keras_class_of(keras.callbacks, name), skip={"type"})

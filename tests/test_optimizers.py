@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from specc.train.optimizers import SGD, Adam, Optimizer, RMSprop
+from specc.train.optimizers import OPTIMIZERS, SGD, Adam, Optimizer, RMSprop
+from support import assert_keras_arguments, assert_same_names, keras_class_of
 
 
 def keras_sgd(c):
@@ -65,3 +66,13 @@ def test_keras_defaults():
     assert (SGD(type="sgd").learning_rate, RMSprop(type="rmsprop").learning_rate, Adam(type="adam").learning_rate) \
         == (0.01, 0.001, 0.001)
     assert (RMSprop(type="rmsprop").rho, Adam(type="adam").beta_2, Adam(type="adam").epsilon) == (0.9, 0.999, 1e-7)
+
+
+def test_every_optimizer_is_checked_against_keras_rules():
+    """CASES steps each optimizer next to Keras' update rule written out in numpy."""
+    assert_same_names(OPTIMIZERS, {config.type for config, _ in CASES}, "optimizers (CASES)")
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_arguments_are_keras_arguments(name, keras):
+    assert_keras_arguments(OPTIMIZERS[name], keras_class_of(keras.optimizers, name), skip={"type"})

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import did_you_mean
-from ..layers import Shape
+from ..layers import Shape, Training, TrainingFlag
 from .nodes import GraphLayer, LayerCall, Node
 
 FLOAT32_BYTES = 4
@@ -39,9 +39,12 @@ class Graph:
                 for layer in self.all_layers() for name, shape in layer.weight_shapes.items()}
 
     def count_params(self, trainable: bool | None = None) -> int:
-        return sum(math.prod(shape) for layer in self.all_layers()
-                   if trainable is None or self.is_trainable(layer) == trainable
-                   for shape in layer.weight_shapes.values())
+        return sum(math.prod(shape) for layer in self.all_layers() for name, shape in layer.weight_shapes.items()
+                   if trainable is None or self.learns(layer, name) == trainable)
+
+    def learns(self, layer: LayerCall, weight: str) -> bool:
+        """Whether training changes this weight of the layer through its gradient."""
+        return self.is_trainable(layer) and weight not in layer.config.state_weights
 
     def is_trainable(self, layer: GraphLayer) -> bool:
         """A layer trains unless it, or a model or wrapper that holds it, is frozen (the holders on the first
@@ -96,12 +99,14 @@ class Graph:
         raise KeyError(f"no layer '{name}'{did_you_mean(name, self.layers)}")
 
     # -- running it -------------------------------------------------------------------------------------
-    def forward(self, params, inputs: dict[str, np.ndarray], training: bool):
-        """Every tensor's value, and the tape backward() needs."""
+    def forward(self, params, inputs: dict[str, np.ndarray], training: TrainingFlag):
+        """Every tensor's value, and the tape backward() needs. `training=True` is a Training of seed 0, step 0."""
         values = dict(inputs)
         tape = []
-        for node in self.nodes:
-            y, cache = node.layer.forward(params, [values[t] for t in node.inputs], training)
+        if training is True:
+            training = Training()
+        for i, node in enumerate(self.nodes):
+            y, cache = node.layer.forward(params, [values[t] for t in node.inputs], training and training.at(i))
             values[node.output] = y
             tape.append(cache)
         return values, tape

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional, Union
 import numpy as np
 
 from ..errors import KeyPath
-from ..layers import InputsError, Layer, Shape, ShapeError, Wrapper, show_shape
+from ..layers import InputsError, Layer, Shape, ShapeError, TrainingFlag, Wrapper, show_shape
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -90,8 +90,12 @@ class GraphLayer:
         self.nodes.append(node)
         return node
 
-    def forward(self, params, xs: list[np.ndarray], training: bool):
+    def forward(self, params, xs: list[np.ndarray], training: TrainingFlag):
         raise NotImplementedError
+
+    def training_inside(self, training: TrainingFlag) -> TrainingFlag:
+        """What the layers it holds see: frozen inside a frozen model or wrapper."""
+        return training.freeze() if training and not self.trainable else training
 
     def backward(self, params, cache, dy: np.ndarray, need_dx: bool) -> list:
         raise NotImplementedError
@@ -147,7 +151,7 @@ class LayerCall(GraphLayer):
         return sum(math.prod(s) for s in self.weight_shapes.values())
 
     def learns(self) -> bool:
-        return self.trainable and bool(self.weight_shapes)
+        return self.trainable and bool(set(self.weight_shapes) - self.config.state_weights)
 
     def id_limits(self, position: int) -> list[int]:
         limit = self.config.id_limit()
@@ -187,7 +191,7 @@ class LayerCall(GraphLayer):
         return super().call(inputs, output, input_shapes, input_dtypes, path)
 
     def forward(self, params, xs, training):
-        return self.config.forward(params.weights(self), xs, training)
+        return self.config.forward(params.weights(self), xs, self.training_inside(training))
 
     def backward(self, params, cache, dy, need_dx):
         return self.config.backward(params.weights(self), params.gradients(self), cache, dy, need_dx)
@@ -234,7 +238,7 @@ class ModelCall(GraphLayer):
 
     def forward(self, params, xs, training):
         graph = self.graph
-        values, tape = graph.forward(params, dict(zip(graph.inputs, xs)), training)
+        values, tape = graph.forward(params, dict(zip(graph.inputs, xs)), self.training_inside(training))
         return values[graph.outputs[0]], tape
 
     def backward(self, params, cache, dy, need_dx):
@@ -283,7 +287,8 @@ class WrapperCall(GraphLayer):
         return node
 
     def forward(self, params, xs, training):
-        return self.config.forward_around(lambda ys, t: self.inner.forward(params, ys, t), xs, training)
+        return self.config.forward_around(lambda ys, t: self.inner.forward(params, ys, t), xs,
+                                          self.training_inside(training))
 
     def backward(self, params, cache, dy, need_dx):
         return self.config.backward_around(lambda c, d, n: self.inner.backward(params, c, d, n), cache, dy, need_dx)

@@ -3,7 +3,7 @@ where it is defined. Importing the package imports every module in it, so a new 
 import importlib
 import pkgutil
 
-from .base import LAYERS, InputsError, Layer, Shape, ShapeError, show_shape
+from .base import LAYERS, InputsError, Layer, Shape, ShapeError, Training, TrainingFlag, show_shape
 from .wrappers import TimeDistributed, Wrapper
 
 for _module in pkgutil.iter_modules(__path__):
@@ -18,4 +18,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["LAYERS", "InputsError", "Layer", "Shape", "ShapeError", "show_shape", "TimeDistributed", "Wrapper"]
+__all__ = ["LAYERS", "InputsError", "Layer", "Shape", "ShapeError", "Training", "TrainingFlag", "show_shape",
+           "TimeDistributed", "Wrapper"]

@@ -7,7 +7,10 @@ is one class registered in LAYERS by `@LAYERS.register()`, in one file of this p
     output_shape(input_shapes)            shape rule; raises ShapeError with a sentence a user can act on
     weight_shapes(input_shapes)           {name: shape}, Keras names and layouts
     init_weights(shapes, rng)             {name: array}, Keras default initializers
-    forward(weights, xs, training)        -> (y, cache); `training` turns on training-only behaviour
+    state_weights                         names of weights that training does not learn but a forward pass in
+                                          training may update in place (BatchNormalization's moving statistics)
+    forward(weights, xs, training)        -> (y, cache); `training` is False, or a Training: truthy, it turns on
+                                             training-only behaviour and draws that step's noise (training.rng())
     backward(weights, grads, cache, dy, need_dx)
                                           -> [dx for each input]; adds weight gradients into `grads`.
                                              When need_dx is False no input needs a gradient (a graph input,
@@ -19,6 +22,7 @@ is one class registered in LAYERS by `@LAYERS.register()`, in one file of this p
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
@@ -38,6 +42,37 @@ class InputsError(ShapeError):
     """The inputs as given do not fit (how many, their dtypes): reported at the entry's `inputs:`, verbatim."""
 
 
+@dataclass(frozen=True)
+class Training:
+    """The forward pass of one training step: truthy, and the source of that step's noise.
+
+    Each node of a graph sees its own Training (`at(node index)`, nested through sub-models and wrappers), so
+    every call of a layer draws its own noise, and a step's noise depends only on the seed, the step and the
+    node: the same run gives the same numbers, a resumed run too, and a second forward of one step (a
+    finite-difference check) draws the same masks. `frozen` is set inside a frozen model or wrapper:
+    BatchNormalization then runs in inference mode, as Keras 3's does."""
+    seed: int = 0
+    step: tuple[int, ...] = ()
+    where: tuple[int, ...] = ()
+    frozen: bool = False
+
+    def __bool__(self) -> bool:
+        return True
+
+    def at(self, index: int) -> "Training":
+        return Training(self.seed, self.step, (*self.where, index), self.frozen)
+
+    def freeze(self) -> "Training":
+        return Training(self.seed, self.step, self.where, True)
+
+    def rng(self, seed: Optional[int] = None) -> np.random.Generator:
+        """The generator of this node at this step; `seed` is a layer's own `seed:` argument."""
+        return np.random.default_rng([self.seed, *self.step, *self.where, -1 if seed is None else seed])
+
+
+TrainingFlag = Union[bool, Training]
+
+
 def show_shape(shape: Shape) -> str:
     return "(" + ", ".join(["None", *map(str, shape)]) + ")"
 
@@ -50,6 +85,7 @@ class Layer(Config):
 
     arity: ClassVar[Optional[int]] = 1
     accepts_integers: ClassVar[bool] = False
+    state_weights: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def input_names(self) -> list[str]:
@@ -71,7 +107,7 @@ class Layer(Config):
         return {name: INITIALIZERS["glorot_uniform" if name == "kernel" else "zeros"](shape, rng)
                 for name, shape in shapes.items()}
 
-    def forward(self, weights: dict[str, np.ndarray], xs: list[np.ndarray], training: bool) -> tuple[Any, Any]:
+    def forward(self, weights: dict[str, np.ndarray], xs: list[np.ndarray], training: TrainingFlag) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def backward(self, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray], cache: Any,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import Field
 
-from .base import LAYERS, InputsError, Layer, Shape, show_shape
+from .base import LAYERS, InputsError, Layer, Shape, TrainingFlag, show_shape
 
 if TYPE_CHECKING:
     from ..spec.format import LayerConfig
@@ -31,7 +31,7 @@ class Wrapper(Layer):
     def outer_output_shape(self, input_shapes: list[Shape], inner_shape: Shape) -> Shape:
         raise NotImplementedError
 
-    def forward_around(self, inner, xs: list, training: bool):
+    def forward_around(self, inner, xs: list, training: TrainingFlag):
         raise NotImplementedError
 
     def backward_around(self, inner, cache, dy, need_dx: bool) -> list:

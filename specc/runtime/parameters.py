@@ -17,20 +17,21 @@ class Parameters:
 
     def __init__(self, graph: Graph, dtype=np.float32):
         layers = graph.all_layers()
-        ordered = sorted(layers, key=lambda layer: not graph.is_trainable(layer))  # stable: spec order kept
+        keys = [(layer, name) for layer in layers for name in layer.weight_shapes]
+        # stable: spec order kept within the trainable weights and within the others
+        ordered = sorted(keys, key=lambda pair: not graph.learns(*pair))
         self.dtype = np.dtype(dtype)
         self.shapes: dict[str, tuple] = {}
         offsets: dict[str, int] = {}
         size = 0
         self.trainable_size = 0
-        for layer in ordered:
-            for name, shape in layer.weight_shapes.items():
-                key = f"{layer.key}/{name}"
-                if key in offsets:  # names are identifiers, so two layers can never make one key
-                    raise AssertionError(f"two weights share the key {key}")
-                offsets[key], self.shapes[key] = size, shape
-                size += math.prod(shape)
-            if graph.is_trainable(layer):
+        for layer, name in ordered:
+            key = f"{layer.key}/{name}"
+            if key in offsets:  # names are identifiers, so two layers can never make one key
+                raise AssertionError(f"two weights share the key {key}")
+            offsets[key], self.shapes[key] = size, layer.weight_shapes[name]
+            size += math.prod(layer.weight_shapes[name])
+            if graph.learns(layer, name):
                 self.trainable_size = size
         self.values = np.zeros(size, self.dtype)
         self.grads = np.zeros(size, self.dtype)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..graph import Graph
 from ..io.data import Dataset
+from ..layers import Training
 from ..runtime.blas import managed
 from ..runtime.parameters import Parameters
 from .callbacks import Callback, Trainer
@@ -38,12 +39,13 @@ def losses(graph: Graph, objective: Objective, values: dict, batch: Dataset):
     return total, per_output, output_grads
 
 
-def train_step(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, batch: Dataset):
-    """One optimizer step; returns (total loss, per-output losses, outputs).
+def train_step(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, batch: Dataset,
+               training: Training):
+    """One optimizer step; returns (total loss, per-output losses, outputs). `training` seeds the step's noise.
 
     A loss that is not finite takes no step (the caller stops on it); gradients that are not finite raise
     NonFiniteGradients carrying the loss, and take no step either."""
-    values, tape = graph.forward(params, batch.inputs, training=True)
+    values, tape = graph.forward(params, batch.inputs, training)
     total, per_output, output_grads = losses(graph, objective, values, batch)
     outputs = {o: values[o] for o in graph.outputs}
     if not math.isfinite(total):
@@ -167,7 +169,7 @@ class _Loop:
             batch = train.take(index)
             try:
                 total, per_output, outputs = train_step(self.graph, self.params, self.optimizer, self.objective,
-                                                        batch)
+                                                        batch, Training(self.config.seed, (state.epoch, step)))
                 bad = None if math.isfinite(total) else total
             except NonFiniteGradients as e:
                 total, bad = e.loss, "gradients"

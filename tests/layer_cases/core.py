@@ -1,0 +1,43 @@
+"""Cases of the guide's layer types."""
+from specc.layers.activations import ACTIVATIONS
+
+from . import case
+
+CASES = {
+    # every activation through the layer, so Keras checks each name's meaning too
+    "Activation": [case({"type": "Activation", "activation": name}, (2, 5)) for name in ACTIVATIONS],
+    "Subtract": [case({"type": "Subtract"}, (3, 2), (3, 2))],
+    "Add": [case({"type": "Add"}, (3, 2), (3, 2)),
+            case({"type": "Add"}, (4,), (4,), (4,))],
+    "Concatenate": [case({"type": "Concatenate"}, (3,), (2,)),
+                    case({"type": "Concatenate", "axis": 1}, (2, 3), (1, 3)),
+                    case({"type": "Concatenate", "axis": -2}, (2, 3), (1, 3), (3, 3))],
+    # one case for each way Conv2D computes (see specc/layers/conv.py)
+    "Conv2D": [case({"type": "Conv2D", "filters": 3, "kernel_size": 3, "padding": "same"}, (5, 5, 2)),  # direct
+               case({"type": "Conv2D", "filters": 4, "kernel_size": [2, 3], "strides": 2, "activation": "relu"},
+                    (6, 7, 2)),  # direct, strided
+               case({"type": "Conv2D", "filters": 10, "kernel_size": [3, 2], "strides": [1, 2], "padding": "same",
+                     "activation": "sigmoid"}, (5, 6, 3)),  # im2col, uneven padding
+               case({"type": "Conv2D", "filters": 9, "kernel_size": 3, "padding": "same", "activation": "tanh"},
+                    (4, 5, 16)),  # Winograd
+               case({"type": "Conv2D", "filters": 5, "kernel_size": 1, "strides": 2, "use_bias": False},
+                    (5, 5, 3))],  # pointwise
+    "Dense": [case({"type": "Dense", "units": 4, "activation": "tanh"}, (5,)),
+              case({"type": "Dense", "units": 3, "activation": "softmax"}, (2, 5)),
+              case({"type": "Dense", "units": 2, "use_bias": False}, (4,))],
+    "Embedding": [case({"type": "Embedding", "input_dim": 7, "output_dim": 3}, (4,), dtype="int32"),
+                  case({"type": "Embedding", "input_dim": 5, "output_dim": 2}, (2, 3), dtype="int32")],
+    "Flatten": [case({"type": "Flatten"}, (3, 2, 2))],
+    "LSTM": [case({"type": "LSTM", "units": 3}, (4, 2)),
+             case({"type": "LSTM", "units": 2, "return_sequences": True, "activation": "relu",
+                   "recurrent_activation": "tanh"}, (3, 3)),
+             case({"type": "LSTM", "units": 2, "use_bias": False, "return_sequences": True}, (3, 2))],
+    "MaxPooling2D": [case({"type": "MaxPooling2D"}, (4, 4, 2)),
+                     case({"type": "MaxPooling2D", "pool_size": 3, "strides": 2, "padding": "same"}, (5, 5, 2)),
+                     case({"type": "MaxPooling2D", "pool_size": [2, 3], "strides": 1}, (4, 5, 1))],
+    "TimeDistributed": [
+        case({"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2, "activation": "tanh"}}, (3, 4)),
+        case({"type": "TimeDistributed", "layer": "proj"}, (3, 5), named={"proj": {"type": "Dense", "units": 3}}),
+        case({"type": "TimeDistributed", "layer": {"type": "Conv2D", "filters": 2, "kernel_size": 2}}, (2, 4, 4, 1)),
+    ],
+}
