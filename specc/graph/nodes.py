@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional, Union
 import numpy as np
 
 from ..errors import KeyPath
-from ..layers import InputsError, Layer, Shape, ShapeError, TrainingFlag, Wrapper, show_shape
+from ..layers import InputsError, Layer, Shape, ShapeError, Training, TrainingFlag, Wrapper, show_shape
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -95,7 +95,9 @@ class GraphLayer:
 
     def training_inside(self, training: TrainingFlag) -> TrainingFlag:
         """What the layers it holds see: frozen inside a frozen model or wrapper."""
-        return training.freeze() if training and not self.trainable else training
+        if not training or self.trainable:
+            return training
+        return (Training() if training is True else training).freeze()
 
     def backward(self, params, cache, dy: np.ndarray, need_dx: bool) -> list:
         raise NotImplementedError
