@@ -7,9 +7,9 @@ README's tables are all read from here, so a new entry needs no edit anywhere el
 from __future__ import annotations
 
 import re
-from typing import Annotated, Callable, Generic, Iterator, Optional, TypeVar, get_args
+from typing import Annotated, Any, Callable, Generic, Iterator, Literal, Optional, TypeVar, Union, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from .errors import did_you_mean
 
@@ -86,11 +86,31 @@ class Registry(Generic[T]):
         names = [*self._entries, *self._aliases] if with_aliases else list(self._entries)
         return sorted(names, key=str.lower) if self.sorted_names else names
 
+    def make(self, name: str, **settings) -> Any:
+        """The config of an entry by its name or alias, with its default settings where none are given (the
+        entries are config classes whose `type:` is their name)."""
+        return self[name](type=self.canonical(name), **settings)  # type: ignore[operator]
+
     def entries(self) -> list[T]:
         return list(self._entries.values())
 
     def items(self) -> list[tuple[str, T]]:
         return list(self._entries.items())
+
+    def spelled(self, value):
+        """A name, or `{type: name, ...}`, with an alias made the entry's own name; anything else unchanged
+        (validation says what is wrong with it)."""
+        if isinstance(value, str) and value in self:
+            return self.canonical(value)
+        if isinstance(value, dict) and isinstance(value.get("type"), str) and value["type"] in self:
+            return {**value, "type": self.canonical(value["type"])}
+        return value
+
+    def argument(self) -> Any:
+        """A spec value naming an entry: a bare name (kept as written: the entry with its default settings) or
+        `{type: NAME, ...settings}` (the entry's config class, chosen by `type:`); aliases accepted for both."""
+        configs = Annotated[Union[tuple(self.entries())], Field(discriminator="type")]  # type: ignore[valid-type]
+        return Annotated[Union[Literal[tuple(self)], configs], BeforeValidator(self.spelled)]
 
     def unknown(self, name: str) -> str:
         """The message for a name that is not registered, with a suggestion for a near miss."""

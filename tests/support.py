@@ -72,9 +72,15 @@ def assert_same_names(registry, table, what: str):
 
 
 def same_default(ours, theirs) -> bool:
-    """Equal, or written differently: a single number for a pair, "linear" for no activation."""
+    """Equal, or written differently: a single number for a pair, lists for tuples, "linear" for no activation."""
     return (ours == theirs or (ours == "linear" and theirs is None)
-            or (isinstance(ours, int) and isinstance(theirs, tuple) and set(theirs) == {ours}))
+            or (isinstance(ours, int) and isinstance(theirs, tuple) and set(theirs) == {ours})
+            or (isinstance(ours, list) and as_lists(ours) == as_lists(theirs)))
+
+
+def as_lists(value):
+    """Tuples, at any depth, as lists."""
+    return [as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def keras_class_of(module, name: str):
@@ -97,3 +103,14 @@ def assert_keras_arguments(settings_class, keras_class, skip: set[str]):
             continue
         assert same_default(info.default, theirs), \
             f"{keras_class.__name__}({name}=...): specc's default {info.default!r}, Keras' {theirs!r}"
+
+
+def keras_class_by_alias(module, registry, name: str):
+    """Keras' class (in keras.initializers, keras.regularizers, ...) for one of specc's names: the one named by
+    the CamelCase alias specc accepts for it (Keras' own string names are not all usable: `get("constant")`
+    fails in Keras)."""
+    canonical = registry.canonical(name)
+    found = [alias for alias in registry.names(with_aliases=True)
+             if registry.canonical(alias) == canonical and alias[0].isupper() and hasattr(module, alias)]
+    assert found, f"no Keras class among the aliases of '{name}'"
+    return getattr(module, found[0])

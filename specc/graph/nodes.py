@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
 from ..errors import KeyPath
 from ..layers import InputsError, Layer, Shape, ShapeError, Training, TrainingFlag, Wrapper, show_shape
+from ..layers.regularizers import Regularizer, regularizer
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -164,6 +165,7 @@ class LayerCall(GraphLayer):
         try:
             output_shape = tuple(config.output_shape(input_shapes))
             weights = {k: tuple(v) for k, v in config.weight_shapes(input_shapes).items()}
+            config.check_weight_arguments(weights)
         except InputsError as e:
             raise CallError(str(e), ("inputs",)) from None
         except ShapeError as e:
@@ -193,10 +195,27 @@ class LayerCall(GraphLayer):
         return super().call(inputs, output, input_shapes, input_dtypes, path)
 
     def forward(self, params, xs, training):
-        return self.config.forward(params.weights(self), xs, self.training_inside(training))
+        y, cache = self.config.forward(params.weights(self), xs, self.training_inside(training))
+        activity = self.config.weight_argument("activity", "regularizer") if training else None
+        if activity is None:
+            return y, cache
+        rule = regularizer(activity)
+        training.losses.append(rule.penalty(y) / len(y))
+        return y, _Penalized(cache, y, rule)
 
     def backward(self, params, cache, dy, need_dx):
+        if isinstance(cache, _Penalized):
+            dy = dy + (cache.rule.gradient(cache.y) / len(cache.y)).astype(dy.dtype)
+            cache = cache.cache
         return self.config.backward(params.weights(self), params.gradients(self), cache, dy, need_dx)
+
+
+@dataclass
+class _Penalized:
+    """The cache of a call whose output carries an activity regularizer: the penalty's gradient joins dy."""
+    cache: Any
+    y: np.ndarray
+    rule: Regularizer
 
 
 @dataclass(eq=False, kw_only=True)

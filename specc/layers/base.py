@@ -22,14 +22,16 @@ is one class registered in LAYERS by `@LAYERS.register()`, in one file of this p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 import numpy as np
 from pydantic import Field
 
 from ..registry import Config, Name, Registry
-from .initializers import INITIALIZERS
+from .constraints import CONSTRAINTS, Constraint
+from .initializers import INITIALIZERS, Initializer, initializer
+from .regularizers import REGULARIZERS, Regularizer
 
 Shape = tuple  # of int, without the batch dimension
 
@@ -50,20 +52,22 @@ class Training:
     every call of a layer draws its own noise, and a step's noise depends only on the seed, the step and the
     node: the same run gives the same numbers, a resumed run too, and a second forward of one step (a
     finite-difference check) draws the same masks. `frozen` is set inside a frozen model or wrapper:
-    BatchNormalization then runs in inference mode, as Keras 3's does."""
+    BatchNormalization then runs in inference mode, as Keras 3's does. `losses` collects the step's
+    penalties on layer outputs (activity regularizers), one list for the whole step."""
     seed: int = 0
     step: tuple[int, ...] = ()
     where: tuple[int, ...] = ()
     frozen: bool = False
+    losses: list[float] = field(default_factory=list, compare=False)
 
     def __bool__(self) -> bool:
         return True
 
     def at(self, index: int) -> "Training":
-        return Training(self.seed, self.step, (*self.where, index), self.frozen)
+        return Training(self.seed, self.step, (*self.where, index), self.frozen, self.losses)
 
     def freeze(self) -> "Training":
-        return Training(self.seed, self.step, self.where, True)
+        return Training(self.seed, self.step, self.where, True, self.losses)
 
     def rng(self, seed: Optional[int] = None) -> np.random.Generator:
         """The generator of this node at this step; `seed` is a layer's own `seed:` argument."""
@@ -71,6 +75,18 @@ class Training:
 
 
 TrainingFlag = Union[bool, Training]
+
+# A weight argument (`kernel_initializer: he_normal`, `{type: l2, l2: 0.001}`) as the spec gives it: a name
+# (also the form of every default) or a validated config; built from the registries at import time, which a
+# type checker cannot follow.
+if TYPE_CHECKING:
+    InitializerArgument = Union[str, Initializer]
+    RegularizerArgument = Union[str, Regularizer]
+    ConstraintArgument = Union[str, Constraint]
+else:
+    InitializerArgument = INITIALIZERS.argument()
+    RegularizerArgument = REGULARIZERS.argument()
+    ConstraintArgument = CONSTRAINTS.argument()
 
 
 def show_shape(shape: Shape) -> str:
@@ -102,9 +118,31 @@ class Layer(Config):
     def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
         return {}
 
+    def weight_argument(self, weight: str, kind: str) -> Any:
+        """The layer's argument of this kind ("initializer", "regularizer", "constraint") for a weight, by
+        Keras' naming: kernel -> kernel_initializer, recurrent_kernel -> recurrent_initializer, depthwise_kernel
+        -> depthwise_initializer, embeddings -> embeddings_initializer, gamma -> gamma_initializer. None when
+        the layer has no such argument, or it is not set."""
+        stem = weight.removesuffix("_kernel") if weight != "kernel" else weight
+        return getattr(self, f"{stem}_{kind}", None)
+
+    def check_weight_arguments(self, shapes: dict[str, Shape]):
+        """ShapeError for an argument that cannot apply to its weight's shape (a constant array of another
+        shape, an identity or orthogonal rule on a weight that is not a matrix)."""
+        for name, shape in shapes.items():
+            for kind in ("initializer", "regularizer"):
+                value = self.weight_argument(name, kind)
+                if value is not None and not isinstance(value, str):
+                    problem = value.shape_problem(tuple(shape))
+                    if problem:
+                        stem = name.removesuffix("_kernel") if name != "kernel" else name
+                        raise ShapeError(f"{stem}_{kind}: {problem}")
+
     def init_weights(self, shapes: dict[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Keras' defaults: glorot-uniform kernels, zeros for everything else."""
-        return {name: INITIALIZERS["glorot_uniform" if name == "kernel" else "zeros"](shape, rng)
+        """Each weight from its initializer argument, drawn in order from `rng`; for a weight without one,
+        Keras' defaults: glorot-uniform kernels, zeros for everything else."""
+        return {name: initializer(self.weight_argument(name, "initializer")
+                                  or ("glorot_uniform" if name.endswith("kernel") else "zeros"))(shape, rng)
                 for name, shape in shapes.items()}
 
     def forward(self, weights: dict[str, np.ndarray], xs: list[np.ndarray], training: TrainingFlag) -> tuple[Any, Any]:
@@ -116,3 +154,22 @@ class Layer(Config):
 
 
 LAYERS: Registry[type[Layer]] = Registry("layer type", sorted_names=True)
+
+
+class KernelArguments(Config):
+    """Keras' arguments for a layer's `kernel`."""
+    kernel_initializer: InitializerArgument = "glorot_uniform"
+    kernel_regularizer: Optional[RegularizerArgument] = None
+    kernel_constraint: Optional[ConstraintArgument] = None
+
+
+class BiasArguments(Config):
+    """Keras' arguments for a layer's `bias`."""
+    bias_initializer: InitializerArgument = "zeros"
+    bias_regularizer: Optional[RegularizerArgument] = None
+    bias_constraint: Optional[ConstraintArgument] = None
+
+
+class ActivityArguments(Config):
+    """A penalty on the layer's output, added to the loss in training (divided by the batch size, as Keras 3)."""
+    activity_regularizer: Optional[RegularizerArgument] = None

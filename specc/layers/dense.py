@@ -7,11 +7,11 @@ from pydantic import Field, PositiveInt
 
 from ..runtime.blas import matmul
 from .activations import ActivationName, activate, activation_grad, as_rows
-from .base import LAYERS, Layer, Shape, ShapeError
+from .base import LAYERS, ActivityArguments, BiasArguments, KernelArguments, Layer, Shape, ShapeError
 
 
 @LAYERS.register()
-class Dense(Layer):
+class Dense(KernelArguments, BiasArguments, ActivityArguments, Layer):
     """A fully connected layer over the last axis of its input."""
     type: Literal["Dense"]
     units: PositiveInt = Field(description="Size of the output's last axis.")

@@ -1,14 +1,13 @@
 """Embedding: integer ids -> rows of a trainable table (Keras semantics)."""
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Optional
 
 import numpy as np
 from pydantic import Field, PositiveInt
 
 from .. import kernels
-from .base import LAYERS, Layer, Shape
-from .initializers import INITIALIZERS
+from .base import LAYERS, ConstraintArgument, InitializerArgument, Layer, RegularizerArgument, Shape
 
 
 @LAYERS.register()
@@ -21,6 +20,9 @@ class Embedding(Layer):
     type: Literal["Embedding"]
     input_dim: PositiveInt = Field(description="Vocabulary size: ids must lie in [0, input_dim).")
     output_dim: PositiveInt = Field(description="Size of each embedding vector.")
+    embeddings_initializer: InitializerArgument = "uniform"
+    embeddings_regularizer: Optional[RegularizerArgument] = None
+    embeddings_constraint: Optional[ConstraintArgument] = None
 
     accepts_integers: ClassVar[bool] = True
 
@@ -32,9 +34,6 @@ class Embedding(Layer):
 
     def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
         return {"embeddings": (self.input_dim, self.output_dim)}
-
-    def init_weights(self, shapes: dict[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {"embeddings": INITIALIZERS["uniform"](shapes["embeddings"], rng)}
 
     def _ids(self, x: np.ndarray) -> np.ndarray:
         """The ids as an integer array, after checking each lies in [0, input_dim)."""

@@ -12,16 +12,28 @@ timesteps gives d kernel, d recurrent_kernel and dx. kernels/lstm.py says why (m
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Optional
 
 import numpy as np
 from pydantic import Field, PositiveInt
 
 from .. import kernels
+from ..registry import Config
 from ..runtime.blas import matmul
 from .activations import ACTIVATIONS
-from .base import LAYERS, Layer, Shape, ShapeError, show_shape
-from .initializers import INITIALIZERS
+from .base import (
+    LAYERS,
+    ActivityArguments,
+    BiasArguments,
+    ConstraintArgument,
+    InitializerArgument,
+    KernelArguments,
+    Layer,
+    RegularizerArgument,
+    Shape,
+    ShapeError,
+    show_shape,
+)
 
 if TYPE_CHECKING:  # a Literal of the registry's names, built at import time: a type checker sees a str
     RecurrentActivationName = str
@@ -29,8 +41,15 @@ else:
     RecurrentActivationName = Literal[tuple(name for name in ACTIVATIONS if name != "softmax")]
 
 
+class RecurrentArguments(Config):
+    """Keras' arguments for a recurrent layer's `recurrent_kernel`."""
+    recurrent_initializer: InitializerArgument = "orthogonal"
+    recurrent_regularizer: Optional[RegularizerArgument] = None
+    recurrent_constraint: Optional[ConstraintArgument] = None
+
+
 @LAYERS.register()
-class LSTM(Layer):
+class LSTM(KernelArguments, RecurrentArguments, BiasArguments, ActivityArguments, Layer):
     """Long short-term memory over (timesteps, features) inputs."""
     type: Literal["LSTM"]
     units: PositiveInt = Field(description="Size of the hidden state and of the output's last axis.")
@@ -39,6 +58,7 @@ class LSTM(Layer):
     return_sequences: bool = Field(False, description="Output every step's h (timesteps, units), "
                                                      "not only the last (units).")
     use_bias: bool = True
+    unit_forget_bias: bool = Field(True, description="The forget gate's bias starts at 1.")
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
@@ -54,12 +74,9 @@ class LSTM(Layer):
         return shapes
 
     def init_weights(self, shapes: dict[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        weights = {"kernel": INITIALIZERS["glorot_uniform"](shapes["kernel"], rng),
-                   "recurrent_kernel": INITIALIZERS["orthogonal"](shapes["recurrent_kernel"], rng)}
-        if "bias" in shapes:
-            bias = np.zeros(shapes["bias"])
-            bias[self.units: 2 * self.units] = 1.0  # unit_forget_bias
-            weights["bias"] = bias
+        weights = super().init_weights(shapes, rng)
+        if "bias" in weights and self.unit_forget_bias:
+            weights["bias"][self.units: 2 * self.units] = 1.0
         return weights
 
     def forward(self, weights, xs, training):
