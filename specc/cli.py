@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import SpecError
+from .report import FORMATS, FileResult, report
 
 EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for a tool ended by a closed pipe
@@ -34,28 +35,62 @@ def cli():
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def validate(files, fmt):
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="github: workflow commands that annotate a pull request's lines; sarif: SARIF 2.1.0 for "
+                   "code scanning.")
+@click.option("--check-data", is_flag=True, help="Also check the .npz files the spec names, reading only their "
+                                                 "headers: the arrays are there, of the right shapes and dtypes.")
+@click.option("--specs-only", is_flag=True, help="Skip files without a top-level `specc:` key (for hooks given "
+                                                 "every changed YAML and JSON file).")
+def validate(files, fmt, check_data, specs_only):
     """Check spec files: format, names, graph and shapes. Exit 0 if all are good, 1 if any is not."""
     from .model import load
+    from .spec import looks_like_spec
     results = []
     for file in files:
+        if specs_only and not looks_like_spec(file):
+            continue
         try:
-            load(file)
-            results.append({"file": file, "ok": True, "problems": []})
+            model = load(file)
+            results.append(FileResult(file, model.check_data() if check_data else []))
         except SpecError as e:
-            results.append({"file": file, "ok": False, "problems": [p.as_dict() for p in e.problems]})
-            if fmt == "text":
-                click.echo(str(e), err=True)
-    bad = sum(not r["ok"] for r in results)
-    if fmt == "json":
-        click.echo(json.dumps(results, indent=2))
-    else:
-        problems = sum(len(r["problems"]) for r in results)
-        verdict = f"{problems} problem(s) in {bad} of {len(results)} file(s)" if bad else \
-            f"{len(results)} file(s) valid"
-        click.echo(verdict, err=bool(bad))
-    sys.exit(EXIT_BAD_INPUT if bad else 0)
+            results.append(FileResult(file, e.problems))
+    out, err = report(results, fmt)
+    click.echo(out, nl=False)
+    click.echo(err, nl=False, err=True)
+    sys.exit(EXIT_BAD_INPUT if any(not r.ok for r in results) else 0)
+
+
+@cli.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="markdown: for a pull-request comment.")
+def diff_command(old, new, fmt):
+    """What changed from spec OLD to spec NEW: layers, wiring, inputs, outputs, losses, optimizer, parameters.
+
+    Either may be REV:path, the file in that git revision (`specc diff HEAD:spec.yaml spec.yaml`). Formatting
+    (key order, comments, flow or block style) is no difference. Exit 0 if they are equal, 1 if they differ,
+    2 if one cannot be read or is not a valid spec."""
+    from .diff import FORMATS as DIFF_FORMATS
+    from .diff import SourceError, diff_specs, spec_file
+    from .model import load
+    sides, problems = [], []
+    for argument in (old, new):
+        try:
+            with spec_file(argument) as (path, label):
+                model = load(path)
+                sides.append((label, model.spec, model.graph))
+        except SourceError as e:
+            raise click.UsageError(str(e)) from None
+        except SpecError as e:  # the other side's problems are said too
+            problems += e.problems
+    if problems:
+        click.echo(str(SpecError(problems)), err=True)
+        sys.exit(EXIT_USAGE)
+    found = diff_specs(sides[0], sides[1])
+    click.echo(DIFF_FORMATS[fmt](found), nl=False)
+    sys.exit(0 if found.equal else 1)
 
 
 @cli.command()

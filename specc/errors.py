@@ -23,7 +23,9 @@ def dotted(path: KeyPath) -> str:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for a near-miss name, else ''."""
     choices = [str(c) for c in choices]
-    lowered = {c.lower(): c for c in choices}
+    lowered: dict[str, str] = {}
+    for choice in choices:  # of names differing in case only (an entry and its alias), the first
+        lowered.setdefault(choice.lower(), choice)
     match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
     return f" (did you mean '{lowered[match[0]]}'?)" if match else ""
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import KeyPath, Problem, SpecError
 from .graph import Graph, GraphLayer, compile_spec
-from .io.data import Dataset, load_dataset, split
+from .io.data import Dataset, check_headers, load_dataset, split
 from .io.weights import load_arrays, save_arrays, weights_of
 from .runtime.parameters import Parameters
 from .spec import SourceMap, Spec, load_spec
@@ -126,11 +126,7 @@ class Model:
                 "after the inputs and outputs (`specc synth SPEC -o file.npz` writes random ones)"))])
         train = self._read(data.train, ("data", "train"))
         if data.validation is not None:
-            # a validation file is usually laid out like the training file: its names carry over
-            validation_source = data.validation.model_copy(update={
-                "inputs": data.validation.inputs if data.validation.inputs is not None else data.train.inputs,
-                "targets": data.validation.targets if data.validation.targets is not None else data.train.targets})
-            return train, self._read(validation_source, ("data", "validation"))
+            return train, self._read(self._validation_source(data), ("data", "validation"))
         if data.validation_split > 0:
             train, validation = split(train, data.validation_split)
             for part, rows, purpose in (("training", train.rows, "train on"), ("validation", validation.rows,
@@ -143,6 +139,29 @@ class Model:
                             ("data", "validation_split"))])
             return train, validation
         return train, None
+
+    @staticmethod
+    def _validation_source(data):
+        """A spec's validation file: usually laid out like the training file, whose names carry over."""
+        train, validation = data.train, data.validation
+        return validation.model_copy(update={
+            "inputs": validation.inputs if validation.inputs is not None else train.inputs,
+            "targets": validation.targets if validation.targets is not None else train.targets})
+
+    def check_data(self) -> list[Problem]:
+        """What the headers of the data files the spec names show to be wrong (a missing file or array, a shape,
+        a dtype, numbers of rows), each at the spec's key that names it; no array is read."""
+        data = self.spec.data
+        if data is None:
+            return []
+        sources = [(data.train, ("data", "train"))]
+        if data.validation is not None:
+            sources.append((self._validation_source(data), ("data", "validation")))
+        problems = [problem for source, where in sources
+                    for problem in check_headers(self.path.parent / source.path, self.graph, self._target_kinds(),
+                                                 source.inputs, source.targets, where, shown_as=source.path,
+                                                 sample_weight=source.sample_weight)]
+        return [self.source.locate(problem) for problem in problems]
 
     def _read(self, source, where: KeyPath) -> Dataset:
         with located(self.source):

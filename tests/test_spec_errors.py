@@ -628,3 +628,63 @@ def test_aliases_that_expand_without_end(tmp_path):
     (problem,) = problems_of(tmp_path, text)
     assert "YAML aliases (*name) expand this document to more than 200,000 values" in problem.message
     assert (problem.line, problem.column) == position(text, "f: &f")
+
+
+# -- every problem at once: one check's problem does not hide another's ----------------------------------------
+
+UNUSED = ("  aux_out: {type: Dense, units: 1, activation: sigmoid, inputs: dense_1}\n",
+          "  aux_out: {type: Dense, units: 1, activation: sigmoid, inputs: dense_1}\n"
+          "  extra: {type: Dense, units: 2, inputs: dense_1}\n")
+LOOSE_CYCLE = ("  aux_out: {type: Dense, units: 1, activation: sigmoid, inputs: dense_1}\n",
+               "  aux_out: {type: Dense, units: 1, activation: sigmoid, inputs: dense_1}\n"
+               "  loop_a: {type: Dense, units: 2, inputs: loop_b}\n"
+               "  loop_b: {type: Dense, units: 2, inputs: loop_a}\n")
+RANKS = [("units: 16, activation: relu", "units: 32, activation: relu"), ("aux: {shape: [4]}", "aux: {shape: [5, 2]}")]
+
+# (id, edits, {dotted path: part of its message}): each spec has independent problems, and exactly these
+SEVERAL = [
+    ("cycle-no-input-reaches", [LOOSE_CYCLE],
+     {"layers.loop_a.inputs": "inputs form a cycle: loop_a -> loop_b -> loop_a"}),
+    ("cycle-and-unused-layer", [LOOSE_CYCLE, ("  dense_1: {type", "  spare: {type: Dense, units: 2, inputs: aux}\n"
+                                                                   "  dense_1: {type")],
+     {"layers.loop_a.inputs": "loop_a -> loop_b -> loop_a", "layers.spare": "'spare' reaches no output"}),
+    ("concatenate-ranks-and-unused-layer", [*RANKS, UNUSED],
+     {"layers.merged": "cannot concatenate tensors of different ranks", "layers.extra": "'extra' reaches no output"}),
+    ("unused-input-and-shapes", [("  aux: {shape: [4]}\n", "  aux: {shape: [4]}\n  other: {shape: [3]}\n"),
+                                 ("merged: {type: Concatenate,", "merged: {type: Add,")],
+     {"inputs.other": "input 'other' does not reach any output",
+      "layers.merged": "cannot add tensors of different shapes: (None, 16) and (None, 4)"}),
+    ("unknown-tensor-and-shapes", [*RANKS, ("inputs: dense_1}\n\noutputs", "inputs: dense_l}\n\noutputs")],
+     {"layers.aux_out.inputs": "unknown tensor 'dense_l'", "layers.merged": "different ranks"}),
+    ("never-called-cycle-and-shapes",
+     [*RANKS, LOOSE_CYCLE, ("  dense_2:\n", "  idle: {type: Dense, units: 4}\n  dense_2:\n")],
+     {"layers.merged": "different ranks", "layers.loop_a.inputs": "loop_a -> loop_b -> loop_a",
+      "layers.idle": "defined but never called"}),
+    ("broken-layer-and-cycle", [LOOSE_CYCLE, ("sigmoid, inputs: dense_1}", "sigmoid, inputs: dense_1, unit: 3}")],
+     {"layers.aux_out.unit": "unknown key 'unit'", "layers.loop_a.inputs": "loop_a -> loop_b -> loop_a"}),
+]
+
+
+@pytest.mark.parametrize("edits, expected", [pytest.param(*case[1:], id=case[0]) for case in SEVERAL])
+def test_several_independent_problems_all_reported(tmp_path, edits, expected):
+    problems = problems_of(tmp_path, edit(*edits))
+    found = {dotted(p.path): p.message for p in problems}
+    assert set(found) == set(expected), [str(p) for p in problems]
+    for path, part in expected.items():
+        assert part in found[path], found[path]
+    assert [p.line for p in problems] == sorted(p.line for p in problems)
+
+
+def test_a_cycle_is_said_once_and_not_as_unreachable(tmp_path):
+    (problem,) = problems_of(tmp_path, edit(LOOSE_CYCLE))
+    assert problem.message == ("these layers' inputs form a cycle: loop_a -> loop_b -> loop_a; a layer cannot read "
+                               "its own output")
+    assert (problem.line, problem.column) == position(edit(LOOSE_CYCLE), "loop_b}")
+
+
+def test_wrappers_wrapping_each_other_leave_the_other_shapes_checked(tmp_path):
+    text = edit(*RANKS, ("  dense_2:\n", "  td_a: {type: TimeDistributed, layer: td_b, inputs: aux}\n"
+                                         "  td_b: {type: TimeDistributed, layer: td_a}\n  dense_2:\n"))
+    found = {dotted(p.path): p.message for p in problems_of(tmp_path, text)}
+    assert "wrap each other in a cycle" in found["layers.td_a.layer"]
+    assert "different ranks" in found["layers.merged"]

@@ -159,21 +159,21 @@ class _Compiler:
                                          f"or call it with `{{call: {layer_name}, inputs: ...}}`")
         outputs = names(model.outputs)
         self.check_outputs(outputs, dtypes, calls, path)
-        if len(problems) == before and not self.names_only:  # stand-ins may not be wired as what they replace
-            self.check_reachable(outputs, dtypes, calls, path)
-        if len(problems) > before or self.names_only:
+        names_known = len(problems) == before
+        order, in_cycles = self.order(calls)
+        if names_known and not self.names_only:  # stand-ins may not be wired as what they replace
+            self.check_reachable(outputs, dtypes, calls, path, in_cycles)
+        if self.names_only:
             return None
 
-        order = self.order(calls, path)
-        if order is None:
-            return None
+        # every entry whose inputs are known gets its shape, whatever was found wrong elsewhere
         nodes: list[Node] = []
         for tensor in order:
             callee, inputs, entry_path = calls[tensor]
             if callee is None:
                 continue
             if any(t not in shapes for t in inputs):
-                continue  # an input failed to compile; its own problem is reported
+                continue  # an input is unknown, in a cycle or failed to compile: that problem is reported
             if _unresolved(callee):
                 continue  # what it wraps is unknown; that problem is reported
             try:
@@ -250,13 +250,16 @@ class _Compiler:
             self.problems.add(cycle[0].path + ("layer",), "TimeDistributed layers wrap each other in a cycle: "
                               + " -> ".join(c.name for c in [*cycle, cycle[0]]))
 
-    def order(self, calls: dict, path: KeyPath) -> Optional[list[str]]:
-        """Entries in an order where each comes after the entries it reads (spec order where free).
+    def order(self, calls: dict) -> tuple[list[str], set[str]]:
+        """Entries in an order where each comes after the entries it reads (spec order where free), and the
+        entries whose inputs form a cycle, each cycle reported once at the entry it comes back to. An entry of a
+        cycle comes after the inputs it reads outside the cycle, so that what leads into a cycle gets its shape.
 
         Depth first with a stack of its own: a chain of entries listed outputs first is as deep as it is
         long, far deeper than Python's recursion limit."""
         order: list[str] = []
         finished: set[str] = set()
+        in_cycles: set[str] = set()
         for start in calls:
             if start in finished:
                 continue
@@ -270,15 +273,18 @@ class _Compiler:
                     sources.pop()
                     finished.add(done)
                     order.append(done)
+                elif source in on_trail:
+                    cycle = trail[trail.index(source):]
+                    if not in_cycles.issuperset(cycle):
+                        in_cycles.update(cycle)
+                        self.problems.add(calls[source][2] + ("inputs",),
+                                          "these layers' inputs form a cycle: " + " -> ".join([*cycle, source])
+                                          + "; a layer cannot read its own output")
                 elif source in calls and source not in finished:
-                    if source in on_trail:
-                        cycle = trail[trail.index(source):] + [source]
-                        self.problems.add(calls[source][2] + ("inputs",), "cycle: " + " -> ".join(cycle))
-                        return None
                     trail.append(source)
                     on_trail.add(source)
                     sources.append(iter(calls[source][1]))
-        return order
+        return order, in_cycles
 
     def check_outputs(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
         """Every output is a layer's tensor, listed once."""
@@ -298,8 +304,8 @@ class _Compiler:
             else:
                 first[out] = i
 
-    def check_reachable(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
-        """Every input and every layer's tensor leads to an output."""
+    def check_reachable(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath, in_cycles: set[str]):
+        """Every input and every layer's tensor leads to an output (a layer of a cycle is reported as that)."""
         needed = set()
         stack = list(outputs)
         while stack:
@@ -311,7 +317,7 @@ class _Compiler:
             if name not in needed:
                 self.problems.add(path + ("inputs", name), f"input '{name}' does not reach any output")
         for tensor, (_, _, entry_path) in calls.items():
-            if tensor not in needed:
+            if tensor not in needed and tensor not in in_cycles:
                 self.problems.add(entry_path, f"'{tensor}' reaches no output; list it in `outputs` or remove it")
 
 
@@ -323,10 +329,13 @@ def graph_layer(name: str, key: str, config: Layer, path: KeyPath) -> GraphLayer
 
 
 def _unresolved(layer: GraphLayer) -> bool:
-    """A wrapper, or a wrapper inside it, whose layer could not be resolved."""
+    """A wrapper, or a wrapper inside it, whose layer could not be resolved or that wraps itself (a cycle of
+    wrappers, reported where it is found)."""
+    passed = set()
     while isinstance(layer, WrapperCall):
-        if layer.inner is None:
+        if layer.inner is None or layer in passed:
             return True
+        passed.add(layer)
         layer = layer.inner
     return False
 

@@ -60,7 +60,7 @@ def cast(array: np.ndarray, dtype: str) -> tuple[Optional[np.ndarray], str]:
             return None, f"has integers beyond {FLOAT32_EXACT_INT}, which float32 cannot hold exactly"
         return as_float32(array)
     if kind == "f":
-        return None, f"has dtype {array.dtype}; the input is {dtype} (integer ids)"
+        return None, _dtype_problem(array.dtype, dtype)
     info = np.iinfo(dtype)
     if array.size and (array.min() < info.min or array.max() > info.max):
         return None, f"has values outside the range of {dtype}"
@@ -118,10 +118,9 @@ def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_n
     rows = {}
     out_inputs = {}
     for name, (array_name, array) in inputs.items():
-        need = graph.inputs[name]
-        if array.shape[1:] != need:
-            report.add(f"array '{array_name}' has shape {array.shape}; input '{name}' needs "
-                       f"{show_rows(need)}", key("inputs", name))
+        why = _input_shape_problem(array.shape, name, graph.inputs[name])
+        if why:
+            report.add(f"array '{array_name}' {why}", key("inputs", name))
             continue
         converted, why = cast(array, graph.input_dtypes[name])
         if converted is None:
@@ -229,12 +228,11 @@ def _pick(arrays, model_names, mapping, section, what, report) -> dict:
 def _target(array: np.ndarray, shape: tuple, kind: str):
     """Targets cast for their loss: integer labels in range for a loss on labels, float32 otherwise (`kind`:
     what the loss compares with, train.losses.TargetKind)."""
-    if array.dtype.kind not in "biuf":
-        return None, f"has dtype {array.dtype}; numbers are needed"
+    why = _dtype_problem(array.dtype, "float32") or _target_shape_problem(array.shape, shape, kind)
+    if why:
+        return None, why
     if kind == "labels":
         want, classes = shape[:-1], shape[-1]
-        if array.shape[1:] not in (want, (*want, 1)):
-            return None, f"has shape {array.shape}; class labels of shape {show_rows(want)} are needed"
         labels = array.reshape(len(array), *want)
         if labels.dtype.kind == "f":
             if not np.isfinite(labels).all():
@@ -249,9 +247,81 @@ def _target(array: np.ndarray, shape: tuple, kind: str):
             shown = f"{label:.15g}" if labels.dtype.kind == "f" else str(label)
             return None, f"has label {shown} at row {bad[0][0]}, outside [0, {classes}) of the output's classes"
         return labels.astype(np.int64), ""
-    if array.shape[1:] != shape and not (shape == (1,) and array.ndim == 1):
-        return None, f"has shape {array.shape}; {show_rows(shape)} is needed"
     return as_float32(array.reshape(len(array), *shape))
+
+
+def _input_shape_problem(shape: tuple, name: str, need: tuple) -> str:
+    return "" if shape[1:] == need else f"has shape {shape}; input '{name}' needs {show_rows(need)}"
+
+
+def _dtype_problem(dtype: np.dtype, input_dtype: str) -> str:
+    """Why an array of `dtype` cannot feed an input of `input_dtype` ('' when it can, values permitting)."""
+    if dtype.kind not in "biuf":
+        return f"has dtype {dtype}; numbers are needed"
+    if input_dtype != "float32" and dtype.kind == "f":
+        return f"has dtype {dtype}; the input is {input_dtype} (integer ids)"
+    return ""
+
+
+def _target_shape_problem(shape: tuple, output_shape: tuple, kind: str) -> str:
+    """Why targets of `shape` do not fit an output of `output_shape` and its loss's kind of target."""
+    if kind == "labels":
+        want = output_shape[:-1]
+        if shape[1:] not in (want, (*want, 1)):
+            return f"has shape {shape}; class labels of shape {show_rows(want)} are needed"
+    elif shape[1:] != output_shape and not (output_shape == (1,) and len(shape) == 1):
+        return f"has shape {shape}; {show_rows(output_shape)} is needed"
+    return ""
+
+
+def check_headers(path: Path, graph: Graph, target_kinds: dict[str, str], input_names: Optional[dict[str, str]],
+                  target_names: Optional[dict[str, str]], where: KeyPath, shown_as: Optional[str] = None,
+                  sample_weight: Optional[str] = None) -> list[Problem]:
+    """What the headers of a data file show to be wrong for `graph` (arguments as for load_dataset): a file that
+    is missing or not an .npz, an array missing, of the wrong shape or dtype, arrays of different numbers of rows.
+    No array is read: the values (NaN, ids out of range, labels beyond the classes) are checked when training."""
+    report = _Report(shown_as or str(path), where)
+    try:
+        with NpzArchive(path) as archive:
+            headers = archive.headers
+    except NpzError as e:
+        for message in e.messages:
+            report.add(message)
+        return report.problems
+    inputs = _pick(headers, graph.inputs, input_names, "inputs", "input", report)
+    targets = _pick(headers, graph.outputs, target_names, "targets", "output", report)
+    rows = {}
+    for name, (array_name, header) in inputs.items():
+        at = ("inputs", name) if input_names else ()
+        why = _dtype_problem(header.dtype, graph.input_dtypes[name]) or \
+            _input_shape_problem(header.shape, name, graph.inputs[name])
+        if why:
+            report.add(f"array '{array_name}' {why}", at)
+        else:
+            rows[f"array '{array_name}'"] = header.shape[0]
+    for name, (array_name, header) in targets.items():
+        at = ("targets", name) if target_names else ()
+        why = _dtype_problem(header.dtype, "float32") or (
+            "is a single value (shape ()); data has one row per sample" if header.shape == () else
+            _target_shape_problem(header.shape, graph.shapes[name], target_kinds[name]))
+        if why:
+            report.add(f"array '{array_name}' {why} (target of output '{name}')", at)
+        else:
+            rows[f"array '{array_name}'"] = header.shape[0]
+    if sample_weight is not None:
+        header = headers.get(sample_weight)
+        if header is None:
+            report.add(f"no array '{sample_weight}' for sample_weight{did_you_mean(sample_weight, headers)} "
+                       f"(arrays: {', '.join(sorted(headers)) or 'none'})", ("sample_weight",))
+        elif header.dtype.kind not in "biuf" or len(header.shape) not in (1, 2) or header.shape[1:] not in ((), (1,)):
+            report.add(f"array '{sample_weight}' has shape {header.shape} and dtype {header.dtype}; sample weights "
+                       "are one number per row: (rows,)", ("sample_weight",))
+        else:
+            rows[f"array '{sample_weight}'"] = header.shape[0]
+    if len(set(rows.values())) > 1:
+        listed = ", ".join(f"{k}: {v}" for k, v in rows.items())
+        report.add(f"arrays have different numbers of rows ({listed})")
+    return report.problems
 
 
 def _ids_out_of_range(graph: Graph, input_name: str, ids: np.ndarray):

@@ -11,11 +11,12 @@ from typing import Optional
 from pydantic import BaseModel, ValidationError
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
+from ..io.files import FileProblem, open_regular
 from ..layers import LAYERS
 from .format import KEY_ORDER, Spec, names
-from .source import SourceMap, read_document
+from .source import MAX_SPEC_BYTES, SourceMap, read_document
 
-__all__ = ["Spec", "SourceMap", "load_spec", "names", "render"]
+__all__ = ["Spec", "SourceMap", "load_spec", "looks_like_spec", "names", "render"]
 
 
 def load_spec(path: str | Path) -> tuple[Spec, SourceMap]:
@@ -27,6 +28,20 @@ def load_spec(path: str | Path) -> tuple[Spec, SourceMap]:
         return Spec.model_validate(data), source
     except ValidationError as e:
         raise SpecError(_explain(e, data, source), stand_in=_stand_in(data, e, source)) from None
+
+
+_SPEC_KEY = re.compile(rb"^specc[ \t]*:|[\"']specc[\"'][ \t]*:", re.MULTILINE)
+
+
+def looks_like_spec(path: str | Path) -> bool:
+    """Whether a file is meant as a spec: it has a `specc:` key, at the top level of a YAML block mapping or
+    quoted (JSON). Told from the text, so that a spec too broken to parse is still checked; an unreadable file
+    is checked too, for its problem to be said."""
+    try:
+        with open_regular(path, "a spec file", MAX_SPEC_BYTES) as f:
+            return bool(_SPEC_KEY.search(f.read(MAX_SPEC_BYTES)))
+    except (FileProblem, OSError):
+        return True
 
 
 @dataclass
