@@ -49,6 +49,17 @@ def digits(keras):
     return keras.Model(images, L.Dense(10, activation="softmax", name="digit")(x))
 
 
+def digits_convnet(keras):
+    L = keras.layers
+    images = keras.Input((8, 8), name="images")
+    x = L.Rescaling(0.0625, name="scaled")(L.Reshape((8, 8, 1), name="image")(images))
+    x = L.ReLU(name="relu")(L.BatchNormalization(name="conv_bn")(L.Conv2D(16, 3, padding="same", name="conv")(x)))
+    x = L.Flatten(name="flat")(L.MaxPooling2D(2, name="pooled")(x))
+    x = L.ReLU(name="hidden_relu")(L.BatchNormalization(name="hidden_bn")(L.Dense(64, name="hidden")(x)))
+    x = L.Dropout(0.2, name="dropout")(x)
+    return keras.Model(images, L.Dense(10, activation="softmax", name="digit")(x))
+
+
 def dense(keras):
     L = keras.layers
     pixels = keras.Input((784,), name="pixels")
@@ -115,9 +126,77 @@ def residual(keras):
     return keras.Model(x, L.Add(name="z")([x, y]))
 
 
-MODELS = {"digits": digits, "dense": dense, "headline": headline, "shared_lstm": shared_lstm,
-          "shared_vision": shared_vision, "inception": inception, "residual": residual}
+def mnist_convnet(keras):
+    L = keras.layers
+    image = keras.Input((28, 28, 1), name="image")
+    x = L.Conv2D(32, 3, activation="relu", name="conv2d")(image)
+    x = L.MaxPooling2D(2, name="max_pooling2d")(x)
+    x = L.Conv2D(64, 3, activation="relu", name="conv2d_1")(x)
+    x = L.MaxPooling2D(2, name="max_pooling2d_1")(x)
+    x = L.Dropout(0.5, name="dropout")(L.Flatten(name="flatten")(x))
+    return keras.Model(image, L.Dense(10, activation="softmax", name="digit")(x))
 
+
+def text_classifier(keras):
+    L = keras.layers
+    tokens = keras.Input((500,), dtype="int32", name="tokens")
+    x = L.Embedding(20000, 128, name="embedding")(tokens)
+    x = L.Dropout(0.5, name="dropout")(x)
+    x = L.Conv1D(128, 7, strides=3, activation="relu", name="conv1d")(x)
+    x = L.Conv1D(128, 7, strides=3, activation="relu", name="conv1d_1")(x)
+    x = L.GlobalMaxPooling1D(name="pooled")(x)
+    x = L.Dropout(0.5, name="dropout_1")(L.Dense(128, activation="relu", name="dense")(x))
+    return keras.Model(tokens, L.Dense(1, activation="sigmoid", name="predictions")(x))
+
+
+def timeseries_fcn(keras):
+    L = keras.layers
+    series = keras.Input((500, 1), name="series")
+    x = series
+    for i in (1, 2, 3):
+        x = L.Conv1D(64, 3, padding="same", name=f"conv{i}")(x)
+        x = L.ReLU(name=f"relu{i}")(L.BatchNormalization(name=f"bn{i}")(x))
+    x = L.GlobalAveragePooling1D(name="pooled")(x)
+    return keras.Model(series, L.Dense(2, activation="softmax", name="label")(x))
+
+
+def mini_xception(keras):
+    L = keras.layers
+    image = keras.Input((180, 180, 3), name="image")
+    x = L.Rescaling(1.0 / 255, name="rescaling")(image)
+    x = L.Conv2D(128, 3, strides=2, padding="same", name="entry_conv")(x)
+    x = L.Activation("relu", name="entry_relu")(L.BatchNormalization(name="entry_bn")(x))
+    previous = x
+    for i, size in enumerate((256, 512, 728), 1):
+        b = f"block{i}"
+        x = L.Activation("relu", name=f"{b}_relu_a")(x)
+        x = L.BatchNormalization(name=f"{b}_bn_a")(L.SeparableConv2D(size, 3, padding="same", name=f"{b}_sep_a")(x))
+        x = L.Activation("relu", name=f"{b}_relu_b")(x)
+        x = L.BatchNormalization(name=f"{b}_bn_b")(L.SeparableConv2D(size, 3, padding="same", name=f"{b}_sep_b")(x))
+        x = L.MaxPooling2D(3, strides=2, padding="same", name=f"{b}_pool")(x)
+        shortcut = L.Conv2D(size, 1, strides=2, padding="same", name=f"{b}_shortcut")(previous)
+        x = previous = L.Add(name=f"{b}_add")([x, shortcut])
+    x = L.BatchNormalization(name="exit_bn")(L.SeparableConv2D(1024, 3, padding="same", name="exit_sep")(x))
+    x = L.GlobalAveragePooling2D(name="pooled")(L.Activation("relu", name="exit_relu")(x))
+    x = L.Dropout(0.25, name="dropout")(x)
+    return keras.Model(image, L.Dense(1, name="logit")(x))
+
+
+def conv_autoencoder(keras):
+    L = keras.layers
+    noisy = keras.Input((28, 28, 1), name="noisy")
+    x = L.Conv2D(32, 3, activation="relu", padding="same", name="conv2d")(noisy)
+    x = L.MaxPooling2D(2, padding="same", name="max_pooling2d")(x)
+    x = L.Conv2D(32, 3, activation="relu", padding="same", name="conv2d_1")(x)
+    x = L.MaxPooling2D(2, padding="same", name="max_pooling2d_1")(x)
+    x = L.Conv2DTranspose(32, 3, strides=2, activation="relu", padding="same", name="conv2d_transpose")(x)
+    x = L.Conv2DTranspose(32, 3, strides=2, activation="relu", padding="same", name="conv2d_transpose_1")(x)
+    return keras.Model(noisy, L.Conv2D(1, 3, activation="sigmoid", padding="same", name="clean")(x))
+
+MODELS = {"digits": digits, "digits_convnet": digits_convnet, "dense": dense, "headline": headline,
+          "shared_lstm": shared_lstm, "shared_vision": shared_vision, "inception": inception, "residual": residual,
+          "mnist_convnet": mnist_convnet, "text_classifier": text_classifier, "timeseries_fcn": timeseries_fcn,
+          "mini_xception": mini_xception, "conv_autoencoder": conv_autoencoder}
 
 def build(spec: str, backend: Optional[str] = None):
     """The Keras model of specs/<spec>.yaml, untrained."""
@@ -139,8 +218,11 @@ def keyed_layers(net, prefix: str = ""):
 
 
 def weight_keys(prefix: str, layer) -> list[str]:
-    """The specc keys of a layer's weights, in the layer's order; a weight's path ends with Keras' name."""
-    return [prefix + w.path.split("/")[-1] for w in layer.weights]
+    """The specc keys of a layer's weights, in the layer's order: Keras' variable path below the layer
+    (`query/kernel` of a MultiHeadAttention), without an RNN's cell level (an LSTM's `lstm_cell/`)."""
+    return [prefix + "/".join(part for part in w.path.removeprefix(f"{layer.name}/").split("/")
+                              if not part.endswith("_cell"))
+            for w in layer.weights]
 
 
 def load_specc_weights(net, arrays: dict[str, np.ndarray]) -> set[str]:
@@ -171,18 +253,28 @@ def optimizer_like(config):
                                 nesterov=config.nesterov)
 
 
+def _keras_like(module, config, name: Optional[str] = None):
+    """A spec's loss or metric for Keras: its name when it has no arguments (as a user writes it), else the
+    Keras class of that name built with the same arguments."""
+    options = config.model_dump(exclude={"type", "name"}, exclude_defaults=True)
+    if not options and name is None:
+        return config.type
+    wanted = type(config).__name__.lower()
+    (keras_class,) = [v for k, v in vars(module).items() if isinstance(v, type) and k.lower() == wanted]
+    return keras_class(**options, **({"name": name} if name else {}))
+
+
 def compile_like_spec(net, model) -> None:
     """Compile `net` with the spec's optimizer, losses, loss weights and metrics, as a user writes it: plain
     values for one output, dicts by output name for several (see `keras_targets`)."""
-    compile_spec, losses, outputs = model.spec.compile, model.losses(), model.graph.outputs
-    metrics = compile_spec.metrics
+    keras = import_keras()
+    compile_spec, outputs = model.spec.compile, model.graph.outputs
+    losses = {o: _keras_like(keras.losses, compile_spec.loss_of(o)) for o in outputs}
+    metrics = {o: [_keras_like(keras.metrics, m, m.name) for m in compile_spec.metrics_of(o)] for o in outputs}
     if len(outputs) == 1:
         (output,) = outputs
-        net.compile(optimizer=optimizer_like(compile_spec.optimizer), loss=losses[output],
-                    metrics=metrics if isinstance(metrics, list) else metrics.get(output, []))
+        net.compile(optimizer=optimizer_like(compile_spec.optimizer), loss=losses[output], metrics=metrics[output])
     else:
-        if isinstance(metrics, list):
-            metrics = {name: list(metrics) for name in outputs}
         net.compile(optimizer=optimizer_like(compile_spec.optimizer), loss=losses,
                     loss_weights=loss_weights(model), metrics=metrics)
 

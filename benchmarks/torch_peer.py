@@ -75,8 +75,57 @@ def torch_modules():
         def forward(self, x):
             return (x + self.y(x),)
 
+    class MnistConvnet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                                     nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.5), nn.Linear(5 * 5 * 64, 10))
+
+        def forward(self, image):
+            return (self.net(image),)
+
+    def batch_norm(channels, dims=2):  # Keras' defaults: momentum 0.99 (torch counts 1 - it), epsilon 1e-3
+        return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(channels, eps=1e-3, momentum=0.01)
+
+    class TimeseriesFCN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            blocks = []
+            for channels in (1, 64, 64):
+                blocks += [nn.Conv1d(channels, 64, 3, padding=1), batch_norm(64, dims=1), nn.ReLU()]
+            self.net = nn.Sequential(*blocks, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(64, 2))
+
+        def forward(self, series):  # (batch, steps, 1) as stored; torch convolves (batch, channels, steps)
+            return (self.net(series.transpose(1, 2)),)
+
+    def separable(channels, filters):
+        return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+                             nn.Conv2d(channels, filters, 1))
+
+    class XceptionBlock(nn.Module):
+        def __init__(self, channels, size):
+            super().__init__()
+            self.body = nn.Sequential(nn.ReLU(), separable(channels, size), batch_norm(size), nn.ReLU(),
+                                      separable(size, size), batch_norm(size), nn.MaxPool2d(3, 2, padding=1))
+            self.shortcut = nn.Conv2d(channels, size, 1, stride=2)
+
+        def forward(self, x):
+            return self.body(x) + self.shortcut(x)
+
+    class MiniXception(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.entry = nn.Sequential(nn.Conv2d(3, 128, 3, stride=2, padding=1), batch_norm(128), nn.ReLU())
+            self.blocks = nn.Sequential(XceptionBlock(128, 256), XceptionBlock(256, 512), XceptionBlock(512, 728))
+            self.exit = nn.Sequential(separable(728, 1024), batch_norm(1024), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                      nn.Flatten(), nn.Dropout(0.25), nn.Linear(1024, 1))
+
+        def forward(self, image):
+            return (self.exit(self.blocks(self.entry(image / 255.0))),)
+
     return {"dense": Dense, "headline": Headline, "shared_lstm": SharedLSTM, "shared_vision": SharedVision,
-            "inception": Inception, "residual": Residual}
+            "inception": Inception, "residual": Residual, "mnist_convnet": MnistConvnet,
+            "timeseries_fcn": TimeseriesFCN, "mini_xception": MiniXception}
 
 
 def torch_optimizer(config, parameters):
@@ -139,4 +188,9 @@ def torch_work(arch_name: str, arch: Arch, model, inputs: dict, targets: dict) -
             for start in batch_starts(rows, arch.batch):
                 net(*(x[start:start + arch.batch] for x in xs))
 
-    return torch_params(net), epoch, infer
+    def infer_one():
+        net.eval()
+        with torch.inference_mode():
+            net(*(x[:1] for x in xs))
+
+    return torch_params(net), epoch, infer, infer_one

@@ -1,9 +1,10 @@
-"""What every framework trains: the guide architectures (specs/*.yaml), their sizes, and the same random data."""
+"""What every framework trains: the guide architectures and keras.io examples (specs/*.yaml), their sizes, and the
+same random data."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -27,11 +28,15 @@ ARCHS = {
     "shared_vision": Arch("shared_vision.yaml", "shared vision sub-model, 27x27x1 pairs", 4096, 32),
     "inception": Arch("inception.yaml", "inception module, 256x256x3 (+ pooled Dense head)", 32, 8),
     "residual": Arch("residual.yaml", "residual Conv2D(3) + add, 256x256x3", 64, 8),
+    # keras.io examples at their published sizes
+    "mnist_convnet": Arch("mnist_convnet.yaml", "MNIST convnet + Dropout, 28x28x1", 8192, 128),
+    "timeseries_fcn": Arch("timeseries_fcn.yaml", "timeseries FCN, Conv1D + BatchNormalization, 500 steps", 2048, 32),
+    "mini_xception": Arch("mini_xception.yaml", "mini-Xception, SeparableConv2D + BN + residuals, 180x180x3", 64, 16),
 }
 
-# What a framework hands the timer: (parameter count, one training epoch, one pass of inference over the
-# same data).
-Work = tuple[int, Callable[[], None], Callable[[], None]]
+# What a framework hands the timer: (parameter count, one training epoch (None for an inference engine), one
+# pass of inference over the same data, one prediction of the first sample alone).
+Work = tuple[int, Optional[Callable[[], None]], Callable[[], None], Callable[[], None]]
 
 
 def spec_model(arch: Arch):

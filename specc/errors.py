@@ -30,6 +30,14 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{lowered[match[0]]}'?)" if match else ""
 
 
+def listed(names: Iterable[str], shown: int = 16) -> str:
+    """Names for a message, comma-separated; a long list is cut, saying where the whole of it is."""
+    names = [str(n) for n in names]
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f", ... ({len(names)} in all: `specc vocabulary` lists them)"
+
+
 @dataclass
 class Problem:
     message: str

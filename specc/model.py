@@ -191,6 +191,7 @@ class Model:
         callbacks: Callback objects to run after the spec's.
         After it returns, `model.stopped` says why training ended early (None when it ran every epoch)."""
         from .spec import render
+        from .train.adapt import adapt
         from .train.checkpoint import TrainState
         from .train.loop import FitConfig, fit
         from .train.run import resume_epochs
@@ -211,6 +212,7 @@ class Model:
             state = TrainState.fresh(self.spec.seed, epochs, batch_size)
             state.run = {"spec": str(self.path.resolve()), "rendered": render(self.spec), "rows": train.rows,
                          "data": _fingerprint(train)}
+            adapt(self.graph, self.params, train)  # Normalization layers' statistics, before the first step
         config = FitConfig(epochs, batch_size, fit_spec.shuffle, self.spec.seed,
                            [c.make() for c in fit_spec.callbacks] + list(callbacks or []), progress, stop,
                            RunFolder(Path(out)).files() if out is not None else None)
@@ -223,7 +225,8 @@ class Model:
         """The optimizer of this model's training: it keeps its state from one fit() to the next."""
         if self._optimizer is None:
             from .train.optimizers import Optimizer
-            self._optimizer = Optimizer(self.spec.compile.optimizer, self.params.trainable_size, self.params.dtype)
+            self._optimizer = Optimizer(self.spec.compile.optimizer, self.params.trainable_size, self.params.dtype,
+                                        self.params.trainable_array_sizes)
         return self._optimizer
 
     def _check_monitors(self, validation: bool):

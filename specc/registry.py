@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Callable, Generic, Iterator, Literal, Optional, TypeVar, Union, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from .errors import did_you_mean
+from .errors import did_you_mean, listed
 
 T = TypeVar("T")
 
@@ -110,9 +110,19 @@ class Registry(Generic[T]):
         """A spec value naming an entry: a bare name (kept as written: the entry with its default settings) or
         `{type: NAME, ...settings}` (the entry's config class, chosen by `type:`); aliases accepted for both."""
         configs = Annotated[Union[tuple(self.entries())], Field(discriminator="type")]  # type: ignore[valid-type]
-        return Annotated[Union[Literal[tuple(self)], configs], BeforeValidator(self.spelled)]
+        return Annotated[Union[Literal[tuple(self)], configs],
+                         BeforeValidator(self.spelled, json_schema_input_type=self.written())]
+
+    def written(self) -> Any:
+        """What a spec may write for an entry, for the JSON Schema: any of its names or aliases, bare or as
+        the `type:` of its settings."""
+        spelled = []
+        for name, entry in self.items():
+            names = tuple(n for n in self.names(with_aliases=True) if self.canonical(n) == name)
+            spelled.append(create_model(entry.__name__, __base__=entry, type=(Literal[names], ...)))
+        return Union[(Literal[tuple(self.names(with_aliases=True))], *spelled)]
 
     def unknown(self, name: str) -> str:
         """The message for a name that is not registered, with a suggestion for a near miss."""
         return (f"unknown {self.family} '{name}'{did_you_mean(name, self.names(with_aliases=True))}; "
-                f"known: {', '.join(self.names())}")
+                f"known: {listed(self.names())}")

@@ -94,7 +94,8 @@ def keras_class_of(module, name: str):
 def assert_keras_arguments(settings_class, keras_class, skip: set[str]):
     """Each of specc's settings is an argument of the Keras class, with the same default where both have one."""
     parameters = inspect.signature(keras_class).parameters
-    for name, info in settings_class.model_fields.items():
+    for field_name, info in settings_class.model_fields.items():
+        name = info.alias or field_name  # the spec's key (`output_shape` of MultiHeadAttention)
         if name in skip:
             continue
         assert name in parameters, f"{keras_class.__name__} has no argument '{name}'"

@@ -1,4 +1,5 @@
-"""Conv2D and MaxPooling2D: gradients, forward against explicit-loop references, shapes, configuration."""
+"""Conv2D and MaxPooling2D: gradients, forward against explicit-loop references, shapes, configuration.
+(Conv1D, which runs on the same algorithms, has tests/test_conv1d.py.)"""
 import math
 
 import numpy as np
@@ -38,22 +39,28 @@ ACTS = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0), "tanh": np.ta
         "sigmoid": lambda z: 1 / (1 + np.exp(-z))}
 
 
-def conv_reference(x, kernel, bias, strides, padding, activation):
+def conv_reference(x, kernel, bias, strides, padding, activation, dilation_rate=1, groups=1):
+    """Kernel cell (a, d) of output (i, j) reads input (i * sh - top + a * dh, j * sw - left + d * dw); the
+    dilated window spans (k - 1) * dilation + 1 cells. Filter f of group g = f // (F / groups) reads that
+    group's channels, g * C / groups + ch for the kernel's channel ch."""
     n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    sh, sw = pair(strides)
-    oh, top = keras_axis(h, kh, sh, padding)
-    ow, left = keras_axis(w, kw, sw, padding)
+    kh, kw, group_c, f = kernel.shape
+    (sh, sw), (dh, dw) = pair(strides), pair(dilation_rate)
+    oh, top = keras_axis(h, (kh - 1) * dh + 1, sh, padding)
+    ow, left = keras_axis(w, (kw - 1) * dw + 1, sw, padding)
+    group_f = f // groups
     y = np.zeros((n, oh, ow, f))
     for b in range(n):
         for i in range(oh):
             for j in range(ow):
                 for a in range(kh):
                     for d in range(kw):
-                        r, s = i * sh - top + a, j * sw - left + d
+                        r, s = i * sh - top + a * dh, j * sw - left + d * dw
                         if 0 <= r < h and 0 <= s < w:  # outside: zero padding adds nothing
-                            for ch in range(c):
-                                y[b, i, j, :] += x[b, r, s, ch] * kernel[a, d, ch, :]
+                            for fo in range(f):
+                                g = fo // group_f
+                                for ch in range(group_c):
+                                    y[b, i, j, fo] += x[b, r, s, g * group_c + ch] * kernel[a, d, ch, fo]
     if bias is not None:
         y += bias
     return ACTS[activation](y)
@@ -94,6 +101,11 @@ CONV_CONFIGS = [
     dict(filters=2, kernel_size=2, padding="same", use_bias=False),
     dict(filters=3, kernel_size=1, activation="relu"),
     dict(filters=2, kernel_size=1, strides=2, padding="same"),
+    dict(filters=2, kernel_size=2, dilation_rate=[2, 3], activation="tanh"),
+    dict(filters=3, kernel_size=3, padding="same", dilation_rate=2),
+    dict(filters=4, kernel_size=[2, 3], strides=[2, 1], groups=2, padding="same"),
+    dict(filters=2, kernel_size=3, groups=2, dilation_rate=[1, 2], use_bias=False),
+    dict(filters=4, kernel_size=1, strides=2, groups=2),
 ]
 
 
@@ -135,6 +147,9 @@ def random_case(shape, config, seed, batch):
     ((9, 8, 3), dict(filters=2, kernel_size=[2, 3], strides=[1, 2], padding="valid", activation="tanh")),
     ((9, 8, 3), dict(filters=5, kernel_size=5, padding="same", use_bias=False)),
     ((4, 4, 1), dict(filters=8, kernel_size=3, strides=3, padding="same")),
+    ((9, 8, 3), dict(filters=3, kernel_size=3, padding="same", dilation_rate=[2, 3], activation="relu")),
+    ((9, 8, 4), dict(filters=6, kernel_size=[3, 2], strides=2, groups=2)),
+    ((9, 8, 4), dict(filters=4, kernel_size=3, padding="same", groups=4, dilation_rate=2, use_bias=False)),
 ], ids=str)
 def test_direct_conv_equals_im2col(shape, config, monkeypatch):
     """The direct kernels compute what the im2col path does: output, input, kernel and bias gradients."""
@@ -180,7 +195,9 @@ def test_winograd_equals_im2col(shape, config, monkeypatch):
 
 @pytest.mark.parametrize("config", [dict(filters=12, kernel_size=3, padding="same", activation="relu"),
                                     dict(filters=12, kernel_size=1, strides=2),
-                                    dict(filters=3, kernel_size=3, strides=2, padding="same")], ids=str)
+                                    dict(filters=3, kernel_size=3, strides=2, padding="same"),
+                                    dict(filters=12, kernel_size=3, padding="same", groups=2, dilation_rate=2)],
+                         ids=str)
 def test_threads_split_images_same_results_every_time(config, path, monkeypatch):
     """However many threads take the images, the results agree; with a given count they are bit-identical."""
     from specc.runtime import workers
@@ -250,6 +267,14 @@ FORWARD_CASES = [  # (input shape, config)
     ((6, 5, 3), dict(filters=2, kernel_size=1, use_bias=False)),
     ((7, 5, 3), dict(filters=2, kernel_size=1, strides=2, padding="same", activation="relu")),
     ((3, 3, 2), dict(filters=2, kernel_size=3, padding="same")),  # kernel as large as the input
+    ((7, 8, 2), dict(filters=3, kernel_size=3, dilation_rate=2)),
+    ((7, 8, 2), dict(filters=3, kernel_size=[2, 3], padding="same", dilation_rate=[3, 2], activation="relu")),
+    ((5, 8, 2), dict(filters=2, kernel_size=[1, 3], padding="same", dilation_rate=[1, 4])),  # span 9 > 8
+    ((6, 7, 4), dict(filters=6, kernel_size=3, strides=2, padding="same", groups=2)),
+    ((6, 7, 4), dict(filters=4, kernel_size=2, groups=4, use_bias=False, activation="tanh")),  # depthwise
+    ((6, 7, 6), dict(filters=6, kernel_size=1, strides=[2, 1], groups=3)),  # pointwise, grouped
+    ((6, 7, 16), dict(filters=12, kernel_size=3, padding="same", groups=2)),  # the Winograd shape, grouped
+    ((6, 7, 16), dict(filters=12, kernel_size=3, padding="same", dilation_rate=2)),  # ... dilated
 ]
 
 
@@ -261,7 +286,7 @@ def test_conv_forward_matches_reference(shape, config, path):
     x = rng.normal(size=(2, *shape))
     y, _ = layer.forward(weights, [x], training=False)
     expected = conv_reference(x, weights["kernel"], weights.get("bias"), layer.strides, layer.padding,
-                              layer.activation)
+                              layer.activation, layer.dilation_rate, layer.groups)
     assert y.shape == expected.shape == (2, *layer.output_shape([shape]))
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
 
@@ -359,6 +384,16 @@ def test_shape_errors_say_what_to_do():
     with pytest.raises(ShapeError, match="pool_size 3x3 is larger"):
         pool(pool_size=3).output_shape([(2, 9, 3)])
     assert conv(filters=4, kernel_size=5, padding="same").output_shape([(4, 9, 3)]) == (4, 9, 4)
+    with pytest.raises(ShapeError, match=r"kernel_size 3x2 \(dilated, it spans 5x3\) is larger"):
+        conv(filters=4, kernel_size=[3, 2], dilation_rate=2).output_shape([(4, 9, 3)])
+    with pytest.raises(ShapeError, match="groups 2 does not divide its 3 input channels"):
+        conv(filters=4, kernel_size=3, groups=2).output_shape([(9, 9, 3)])
+    with pytest.raises(ShapeError, match="groups 2 does not divide its 5 filters"):
+        conv(filters=5, kernel_size=3, groups=2).output_shape([(9, 9, 4)])
+    with pytest.raises(ShapeError, match=r"strides \[1, 2\] with dilation_rate 2: .* set one of them to 1"):
+        conv(filters=4, kernel_size=3, strides=[1, 2], dilation_rate=2).output_shape([(9, 9, 3)])
+    assert conv(filters=4, kernel_size=3, dilation_rate=[2, 1]).output_shape([(5, 9, 3)]) == (1, 7, 4)
+    assert conv(filters=4, kernel_size=3, dilation_rate=3, padding="same").output_shape([(5, 9, 3)]) == (5, 9, 4)
 
 
 # --- (d) weights and configuration -----------------------------------------------------------------
@@ -370,6 +405,8 @@ def test_weights_are_named_and_shaped_as_keras():
     assert sum(math.prod(s) for s in shapes.values()) == 640
     assert conv(filters=8, kernel_size=[1, 5], use_bias=False).weight_shapes([(9, 9, 3)]) == {
         "kernel": (1, 5, 3, 8)}
+    assert conv(filters=8, kernel_size=3, groups=4).weight_shapes([(9, 9, 12)]) == {
+        "kernel": (3, 3, 3, 8), "bias": (8,)}
     assert pool().weight_shapes([(8, 8, 3)]) == {}
     kernel = layer.init_weights(shapes, np.random.default_rng(0))["kernel"]
     limit = math.sqrt(6 / (9 * 1 + 9 * 64))  # glorot_uniform: fan_in = kh*kw*in, fan_out = kh*kw*filters
@@ -381,7 +418,9 @@ def test_configuration_is_validated():
     assert conv(filters=2, kernel_size=[3, 5], strides=[1, 2]).kernel_size == [3, 5]
     for bad in [dict(kernel_size=[3]), dict(kernel_size=[3, 3, 3]), dict(kernel_size=0),
                 dict(kernel_size=3.0), dict(kernel_size=[3, 0]), dict(kernel_size=3, strides=0),
-                dict(kernel_size=3, padding="full"), dict(kernel_size=3, activation="gelu")]:
+                dict(kernel_size=3, padding="full"), dict(kernel_size=3, activation="relux"),
+                dict(kernel_size=3, padding="causal"), dict(kernel_size=3, dilation_rate=0),
+                dict(kernel_size=3, dilation_rate=[2]), dict(kernel_size=3, groups=0)]:
         with pytest.raises(ValidationError):
             conv(filters=2, **bad)
     with pytest.raises(ValidationError):
@@ -398,13 +437,14 @@ def test_forward_matches_keras():
     from support import import_keras
     keras = import_keras()
     rng = np.random.default_rng(6)
-    for shape, config in FORWARD_CASES[:7]:
+    for shape, config in FORWARD_CASES[:7] + FORWARD_CASES[-8:-2]:
         layer = conv(**config)
         weights = random_weights(layer, shape, rng)
         x = rng.normal(size=(2, *shape)).astype(np.float32)
         theirs = keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
                                      padding=layer.padding, activation=layer.activation,
-                                     use_bias=layer.use_bias)
+                                     use_bias=layer.use_bias, dilation_rate=layer.dilation_rate,
+                                     groups=layer.groups)
         theirs.build((None, *shape))
         theirs.set_weights([weights[k].astype(np.float32) for k in ("kernel", "bias") if k in weights])
         ours, _ = layer.forward(weights, [x.astype(np.float64)], training=False)

@@ -28,7 +28,7 @@ from specc.synth import synthesize
 
 SPECS = Path(__file__).parents[1] / "specs"
 ROWS = 16
-FEWER_ROWS = {"inception": 4, "residual": 4}  # 256x256x3 images: a few are enough, and quick
+FEWER_ROWS = {"inception": 4, "residual": 4, "mini_xception": 4}  # large images: a few are enough, and quick
 
 
 class Trained:
@@ -86,7 +86,10 @@ def test_keras_model_with_specc_weights_has_the_same_loss_and_metrics(trained):
 def test_one_training_step_moves_the_weights_as_keras_does(trained):
     """One step on one batch, with fresh optimizers as the spec's `compile` sets them, from the initial
     weights: after training, some rows' probabilities can be clipped (Keras clips them to [1e-7, 1 - 1e-7]
-    in its crossentropies), where Keras' gradient is zero and specc's is not."""
+    in its crossentropies), where Keras' gradient is zero and specc's is not. A model that draws noise in
+    training (Dropout) cannot take Keras' step: Keras draws other masks."""
+    if any(getattr(layer.config, "rate", 0) for layer in trained.model.graph.all_layers()):
+        pytest.skip("draws its own noise in training (Dropout); Keras draws other masks")
     net = trained.keras_model(trained.initial_weights)
     net.train_on_batch(keras_inputs(net, trained.data.inputs), keras_targets(trained.model, trained.data.targets))
     fresh = specc.load(SPECS / f"{trained.spec}.yaml")

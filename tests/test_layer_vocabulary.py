@@ -98,26 +98,53 @@ def test_layer_gradients(case, tmp_path):
 SPEC_ONLY = {"type", "inputs", "name", "trainable"}  # fields of every spec entry, not arguments of a Keras layer
 
 
+def call_arguments(entry: dict) -> dict:
+    """The entry's keys that Keras takes when the layer is called (`use_causal_mask`), not when it is made."""
+    return {k: v for k, v in entry.items() if k in LAYERS[entry["type"]].call_arguments}
+
+
+def keras_layer_class(keras, type_name: str):
+    """Keras' class of a layer type: in keras.layers, or in the module its cases name (Keras-Hub's layers:
+    the test is skipped where that is not installed)."""
+    module = LAYER_CASES[type_name][0].keras_module
+    return getattr(keras.layers if module is None else pytest.importorskip(module), type_name)
+
+
+def call_keras(layer, tensors: list, entry: dict):
+    """The Keras layer called on the case's inputs: one tensor or a list of several as `inputs`, or each as an
+    argument of its own where Keras' call takes them so (MultiHeadAttention's query, value, key)."""
+    if len(tensors) > 1 and "inputs" not in inspect.signature(layer.call).parameters:
+        return layer(*tensors, **call_arguments(entry))
+    return layer(one_or_all(tensors), **call_arguments(entry))
+
+
 def keras_layer(keras, entry, named: dict):
     """The Keras layer a spec entry describes: the class of its type's name, its fields as the arguments."""
     entry = named[entry] if isinstance(entry, str) else entry
-    arguments = {k: v for k, v in entry.items() if k not in SPEC_ONLY}
+    arguments = {k: v for k, v in entry.items() if k not in SPEC_ONLY and k not in call_arguments(entry)}
     if issubclass(LAYERS[entry["type"]], Wrapper):
         arguments["layer"] = keras_layer(keras, arguments["layer"], named)
-    keras_class = getattr(keras.layers, entry["type"])
+    keras_class = keras_layer_class(keras, entry["type"])
     # Keras' random initializers compile one XLA program per weight shape (~0.5 s each on JAX), and the
     # weights are replaced by specc's anyway
     arguments.update({p: "zeros" for p in inspect.signature(keras_class).parameters if p.endswith("_initializer")})
     return keras_class(**arguments)
 
 
+def our_name(layer, variable, names) -> str:
+    """specc's name of a Keras variable: its path below the layer where specc has that level (`query/kernel`
+    of a MultiHeadAttention), else its bare name (an LSTM's `kernel`, below Keras' cell level)."""
+    below = variable.path.removeprefix(f"{layer.name}/")
+    return below if below in names else variable.name
+
+
 def copy_weights(layer, arrays: dict[str, np.ndarray]):
     """specc's weights ("<layer>/<weight name>") into the Keras layer's variables of the same names."""
     by_name: dict[str, list] = {}
     for key, value in arrays.items():
-        by_name.setdefault(key.rsplit("/", 1)[-1], []).append(value)
+        by_name.setdefault(key.split("/", 1)[1], []).append(value)
     for variable in layer.weights:
-        given = by_name.pop(variable.name, [])
+        given = by_name.pop(our_name(layer, variable, by_name), [])
         assert len(given) == 1, f"Keras' {variable.path}: specc has {len(given)} weights of that name"
         variable.assign(given[0])
     assert not by_name, f"specc weights the Keras layer does not have: {sorted(by_name)}"
@@ -137,7 +164,7 @@ def test_layer_matches_keras(case, tmp_path, keras):
 
     tensors = [keras.Input(shape, dtype=case.dtype) for shape in case.shapes]
     layer = keras_layer(keras, case.entry, case.named)
-    model = keras.Model(one_or_all(tensors), layer(one_or_all(tensors)))
+    model = keras.Model(one_or_all(tensors), call_keras(layer, tensors, case.entry))
     copy_weights(layer, params.as_dict())
     theirs = model(one_or_all([inputs[name] for name in graph.inputs]), training=False)
     np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(theirs), rtol=2e-4, atol=2e-5)
@@ -146,7 +173,9 @@ def test_layer_matches_keras(case, tmp_path, keras):
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layer_arguments_are_keras_arguments(name, keras):
     """The Keras comparison passes only what a case sets: the defaults of everything else are checked here."""
-    assert_keras_arguments(LAYERS[name], getattr(keras.layers, name), skip=set(Layer.model_fields) | {"type"})
+    layer = LAYERS[name]
+    skip = set(Layer.model_fields) | {"type"} | layer.call_arguments  # call arguments: checked by the cases
+    assert_keras_arguments(layer, keras_layer_class(keras, name), skip=skip)
 
 
 @pytest.mark.parametrize("case", [c for c in ALL_CASES if c.values[0].keras_training])
@@ -162,7 +191,7 @@ def test_layer_training_step_matches_keras(case, tmp_path, keras):
     inputs = random_inputs(graph, rows=4, rng=rng, dtype=np.float32)
     tensors = [keras.Input(shape, dtype=case.dtype) for shape in case.shapes]
     layer = keras_layer(keras, case.entry, case.named)
-    model = keras.Model(one_or_all(tensors), layer(one_or_all(tensors)))
+    model = keras.Model(one_or_all(tensors), call_keras(layer, tensors, case.entry))
     copy_weights(layer, params.as_dict())
 
     values, tape = graph.forward(params, inputs, Training())
@@ -182,11 +211,11 @@ def test_layer_training_step_matches_keras(case, tmp_path, keras):
     non_trainable = [v.value for v in model.non_trainable_variables]
     (_, updated), grads = jax.value_and_grad(probed_sum, has_aux=True)(trainable, non_trainable)
     for variable, grad in zip(model.trainable_variables, grads):
-        np.testing.assert_allclose(our_grads[variable.name], np.asarray(grad), rtol=2e-3, atol=2e-4,
-                                   err_msg=f"gradient of {variable.path}")
+        np.testing.assert_allclose(our_grads[our_name(layer, variable, our_grads)], np.asarray(grad),
+                                   rtol=2e-3, atol=2e-4, err_msg=f"gradient of {variable.path}")
     for variable, value in zip(model.non_trainable_variables, updated):
         if variable.name.startswith("seed_generator"):  # where Keras keeps its random state, not a weight
             continue
-        np.testing.assert_allclose(ours[variable.name], np.asarray(value), rtol=2e-4, atol=2e-5,
+        np.testing.assert_allclose(ours[our_name(layer, variable, ours)], np.asarray(value), rtol=2e-4, atol=2e-5,
                                    err_msg=f"{variable.path} after the step")
 

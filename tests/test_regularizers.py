@@ -128,3 +128,52 @@ def test_a_regularizer_on_a_weight_that_cannot_take_it_is_a_located_error(tmp_pa
     assert result.returncode == 1
     assert "constant value of shape (1, 2) for a weight of shape (4, 3)" in result.stderr
     assert "layers.hidden" in result.stderr
+
+
+DENSE_RULES = {"kernel_regularizer": {"type": "l2", "l2": 0.1}, "bias_regularizer": {"type": "l1", "l1": 0.05},
+               "activity_regularizer": {"type": "l2", "l2": 0.02}, "kernel_constraint": "non_neg"}
+
+
+def test_a_training_step_with_penalties_and_constraints_is_keras(tmp_path, keras):
+    """Loss (with every penalty) and weights after one SGD step, against Keras' train_on_batch."""
+    model = specc.load(spec(tmp_path, DENSE_RULES))
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 2)).astype(np.float32)
+    # biases moved off zero, where |b| has no derivative: specc takes 0 there (as TensorFlow and PyTorch do),
+    # JAX takes 1
+    model.params.assign({"hidden/bias": rng.normal(size=3).astype(np.float32)}, "test", partial=True)
+    before = model.get_weights()
+    assert (before["hidden/kernel"] < 0).any()  # constraints apply after steps, not at initialization
+
+    L = keras.layers
+    inputs = keras.Input((4,))
+    hidden = L.Dense(3, kernel_regularizer=keras.regularizers.L2(0.1), bias_regularizer=keras.regularizers.L1(0.05),
+                     activity_regularizer=keras.regularizers.L2(0.02), kernel_constraint=keras.constraints.NonNeg(),
+                     name="hidden")
+    net = keras.Model(inputs, L.Dense(2, name="out")(hidden(inputs)))
+    for layer in ("hidden", "out"):
+        net.get_layer(layer).set_weights([before[f"{layer}/kernel"], before[f"{layer}/bias"]])
+    net.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    keras_loss = float(net.train_on_batch(x, y))
+
+    from specc.io.data import Dataset
+    history = model.fit(epochs=1, batch_size=8, data=(Dataset({"x": x}, {"out": y}), None))
+    assert history[0]["loss"] == pytest.approx(keras_loss, rel=1e-5)
+    after = model.get_weights()
+    for layer in ("hidden", "out"):
+        kernel, bias = net.get_layer(layer).get_weights()
+        np.testing.assert_allclose(after[f"{layer}/kernel"], kernel, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(after[f"{layer}/bias"], bias, rtol=1e-5, atol=1e-6)
+    assert (after["hidden/kernel"] >= 0).all()
+
+
+def test_evaluate_counts_the_weight_penalties_as_keras_does(tmp_path):
+    rules = {"kernel_regularizer": {"type": "l2", "l2": 0.1}}
+    model, plain = specc.load(spec(tmp_path, rules)), specc.load(spec(tmp_path, {}, name="plain"))
+    rng = np.random.default_rng(5)
+    from specc.io.data import Dataset
+    data = Dataset({"x": rng.normal(size=(6, 4)).astype(np.float32)},
+                   {"out": rng.normal(size=(6, 2)).astype(np.float32)})
+    kernel = model.get_weights()["hidden/kernel"].astype(np.float64)
+    assert model.evaluate(data)["loss"] == pytest.approx(plain.evaluate(data)["loss"] + 0.1 * np.sum(kernel ** 2),
+                                                         rel=1e-5)

@@ -24,6 +24,23 @@ def conv(kernel, channels, filters):
     return kernel * kernel * channels * filters + filters
 
 
+def conv1d(kernel, channels, filters):
+    return kernel * channels * filters + filters
+
+
+def separable(kernel, channels, filters):
+    return kernel * kernel * channels + channels * filters + filters
+
+
+def batch_norm(channels):  # gamma and beta, and the moving mean and variance (not trainable)
+    return 4 * channels
+
+
+def xception_block(channels, size):
+    return (separable(3, channels, size) + separable(3, size, size) + 2 * batch_norm(size)
+            + conv(1, channels, size))
+
+
 # Keras' model.count_params() for the same models, written out layer by layer.
 KERAS_PARAMS = {
     "digits": dense(64, 64) + dense(64, 64) + dense(64, 10),
@@ -41,7 +58,20 @@ KERAS_PARAMS = {
     "video_qa": (conv(3, 3, 64) + conv(3, 64, 64) + conv(3, 64, 128) + conv(3, 128, 128) + conv(3, 128, 256)
                  + 2 * conv(3, 256, 256)) + lstm(25 * 25 * 256, 256) + 10000 * 256 + lstm(256, 256)
                 + dense(512, 1000),
+    "digits_convnet": conv(3, 1, 16) + batch_norm(16) + dense(4 * 4 * 16, 64) + batch_norm(64) + dense(64, 10),
+    # keras.io examples
+    "mnist_convnet": conv(3, 1, 32) + conv(3, 32, 64) + dense(5 * 5 * 64, 10),
+    "text_classifier": 20000 * 128 + 2 * conv1d(7, 128, 128) + dense(128, 128) + dense(128, 1),
+    "timeseries_fcn": conv1d(3, 1, 64) + 2 * conv1d(3, 64, 64) + 3 * batch_norm(64) + dense(64, 2),
+    "mini_xception": (conv(3, 3, 128) + batch_norm(128) + xception_block(128, 256) + xception_block(256, 512)
+                      + xception_block(512, 728) + separable(3, 728, 1024) + batch_norm(1024) + dense(1024, 1)),
+    "conv_autoencoder": conv(3, 1, 32) + conv(3, 32, 32) + 2 * conv(3, 32, 32) + conv(3, 32, 1),
+    "fraud_detection": dense(30, 256) + 2 * dense(256, 256) + dense(256, 1),
 }
+# Keras' "Non-trainable params" where a model has any
+KERAS_NON_TRAINABLE = {"digits_convnet": 2 * (16 + 64), "timeseries_fcn": 3 * 2 * 64,
+                       "video_qa": 10000 * 256 + lstm(256, 256),  # its frozen question encoder
+                       "mini_xception": 2 * (128 + 2 * (256 + 512 + 728) + 1024)}
 
 # Sizes too slow for a test step are shrunk (images, frames); everything else runs as written.
 SMALLER = {
@@ -49,6 +79,7 @@ SMALLER = {
     "residual": [("[256, 256, 3]", "[32, 32, 3]")],
     "vqa": [("[224, 224, 3]", "[40, 40, 3]")],
     "video_qa": [("[100, 224, 224, 3]", "[3, 40, 40, 3]")],
+    "mini_xception": [("[180, 180, 3]", "[24, 24, 3]")],
 }
 TRAINED_FIRST = {"video_qa": "vqa"}  # reuses the weights this one writes
 
@@ -63,6 +94,7 @@ def test_validates_and_counts_like_keras(name):
     assert model.count_params() == KERAS_PARAMS[name]
     table = model.summary()
     assert f"Total params: {KERAS_PARAMS[name]:,}" in table
+    assert model.graph.count_params(trainable=False) == KERAS_NON_TRAINABLE.get(name, 0)
 
 
 def test_summary_shows_every_node_of_a_shared_layer():

@@ -44,6 +44,14 @@ def test_digits_learns():
     assert evaluated["loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)
 
 
+def test_the_digits_convnet_learns_at_least_as_well_as_the_dense_model():
+    """specs/digits_convnet.yaml (Conv2D, BatchNormalization, Dropout) trained as shipped, on the same validation
+    rows as specs/digits.yaml trained as shipped."""
+    dense = specc.load(DIGITS).fit()[-1]["val_accuracy"]
+    convnet = specc.load(DIGITS.parent / "digits_convnet.yaml").fit()[-1]["val_accuracy"]
+    assert convnet >= max(0.97, dense), (convnet, dense)
+
+
 def test_same_seed_same_weights(tmp_path):
     first, first_history = trained_weights(DIGITS, epochs=3)
     second, second_history = trained_weights(DIGITS, epochs=3)
@@ -97,3 +105,21 @@ def test_train_from_given_weights(tmp_path):
     with np.load(out / "weights.npz") as after, np.load(start) as given:
         assert sorted(after.files) == sorted(given.files)
         assert all(not np.array_equal(after[k], given[k]) for k in given.files)  # it did train
+
+
+def test_the_imbalanced_classification_spec_logs_every_metric(tmp_path):
+    """specs/fraud_detection.yaml on synthesized data (one fraud in a hundred rows): every metric it names, and
+    the schedule's learning rate, in the history, for training and validation."""
+    from specc.synth import synthesize
+    model = specc.load(DIGITS.parent / "fraud_detection.yaml")
+    arrays = synthesize(model.graph, model.losses(), 4096, seed=3)
+    arrays["fraud"] = (np.random.default_rng(3).uniform(size=(4096, 1)) < 0.01).astype(np.float32)
+    train, validation = model.split_data(arrays) if hasattr(model, "split_data") else (None, None)
+    from specc.io.data import Dataset, split
+    data = Dataset({"features": arrays["features"]}, {"fraud": arrays["fraud"]})
+    history = model.fit(epochs=2, data=split(data, 0.2))
+    metrics = ["false_negatives", "false_positives", "true_negatives", "true_positives", "precision", "recall",
+               "auc", "pr_auc"]
+    for column in ["loss", *metrics, *(f"val_{m}" for m in ["loss", *metrics]), "learning_rate"]:
+        assert all(np.isfinite(epoch[column]) for epoch in history), column
+    assert history[0]["true_positives"] + history[0]["false_negatives"] > 0  # the rare class is there

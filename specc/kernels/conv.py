@@ -6,7 +6,10 @@ input gradient. Both work on *lines*: a line is one output row (image n, output 
 n * out_h + oh, so a caller can unfold any slice of the batch (several images, or a few rows of one) into
 a bounded buffer. Convolution with few filters (a GEMM only a few columns wide, which BLAS runs at a
 fraction of its speed) runs directly: `conv_direct_forward` and `conv_direct_kernel_grad`. 3x3 stride-1
-convolutions with many channels use Winograd's algorithm instead (kernels.winograd).
+convolutions with many channels use Winograd's algorithm instead (kernels.winograd). Each convolution
+kernel here takes a dilation (dh, dw: kernel cell (i, j) reads the input i * dh rows and j * dw columns
+from its window's corner) and a grouped convolution's groups (filter f reads only the channels of its
+group): im2col and col2im a group's channels at a time, the direct kernels all groups at once.
 
 Every kernel is single-threaded, releases the GIL and works on a range of images (or of their lines):
 the layers run several ranges at once on threads of their own (specc.runtime.workers), with single-threaded
@@ -88,42 +91,49 @@ def _max_update(y, arg, d, x, s, at, count):
 
 
 @njit(cache=True, nogil=True)
-def im2col_rows(x, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, cols):
-    """cols[r] <- the kh*kw*C input patch under output pixel r of lines [line_start, line_stop).
+def im2col_rows(x, chan_start, chans, line_start, line_stop, kh, kw, sh, sw, dh, dw, pad_top, pad_left,
+                out_h, out_w, cols):
+    """cols[r] <- the kh*kw*chans input patch under output pixel r of lines [line_start, line_stop), over
+    channels [chan_start, chan_start + chans) (one group's, of a grouped convolution).
 
-    x is (N, H, W, C); row r = (line - line_start) * out_w + ow; a patch is laid out (kernel row, kernel
-    column, channel), matching kernel.reshape(kh * kw * C, filters). Rows past the range are untouched."""
+    x is (N, H, W, C); row r = (line - line_start) * out_w + ow; kernel cell (i, j) of output pixel (oh, ow)
+    reads input pixel (oh * sh - pad_top + i * dh, ow * sw - pad_left + j * dw) (dh, dw: the dilation). A
+    patch is laid out (kernel row, kernel column, channel), matching kernel.reshape(kh * kw * chans, filters).
+    Rows past the range are untouched."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
     depth = cols.shape[1]
-    run = kw * c  # one kernel row of a patch: contiguous in x when the window is inside horizontally
+    run = kw * chans  # one kernel row of a patch
+    whole_rows = dw == 1 and chans == c  # ... then contiguous in x when the window is inside horizontally
+    span = (kw - 1) * dw + 1
     for line in range(line_start, line_stop):
         n = line // out_h
         top = (line - n * out_h) * sh - pad_top
         row0 = (line - line_start) * out_w
         for ow in range(out_w):
             left = ow * sw - pad_left
-            inside = left >= 0 and left + kw <= w
+            inside = left >= 0 and left + span <= w
             for i in range(kh):
-                ih = top + i
+                ih = top + i * dh
                 dst = (row0 + ow) * depth + i * run
                 if ih < 0 or ih >= h:
                     zero_fill(cf, dst, run)
-                elif inside:
+                elif inside and whole_rows:
                     copy_into(cf, dst, xf, ((n * h + ih) * w + left) * c, run)
                 else:
                     for j in range(kw):
-                        iw = left + j
+                        iw = left + j * dw
                         if iw < 0 or iw >= w:
-                            zero_fill(cf, dst, c)
+                            zero_fill(cf, dst, chans)
                         else:
-                            copy_into(cf, dst, xf, ((n * h + ih) * w + iw) * c, c)
-                        dst += c
+                            copy_into(cf, dst, xf, ((n * h + ih) * w + iw) * c + chan_start, chans)
+                        dst += chans
 
 
 @njit(cache=True, nogil=True)
-def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_left, out_h, out_w, dx):
+def col2im_rows_add(dcols, chan_start, chans, line_start, line_stop, kh, kw, sh, sw, dh, dw, pad_top, pad_left,
+                    out_h, out_w, dx):
     """dx += the column gradients dcols of lines [line_start, line_stop), each added where im2col_rows
     read it: the exact transpose of im2col_rows (padding cells receive nothing).
 
@@ -133,14 +143,16 @@ def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_l
     dxf = dx.reshape(-1)
     cf = dcols.reshape(-1)
     depth = dcols.shape[1]
-    run = kw * c
+    run = kw * chans
+    whole_rows = dw == 1 and chans == c
+    span = (kw - 1) * dw + 1
     n0 = line_start // out_h
     n1 = (line_stop - 1) // out_h + 1
     for q in range((n1 - n0) * h):
         n = n0 + q // h
         ih = q - (n - n0) * h
         for i in range(kh):
-            t = ih + pad_top - i  # = oh * sh for the output row oh whose kernel row i reads row ih
+            t = ih + pad_top - i * dh  # = oh * sh for the output row oh whose kernel row i reads row ih
             if t < 0 or t % sh != 0 or t // sh >= out_h:
                 continue
             line = n * out_h + t // sh
@@ -150,19 +162,20 @@ def col2im_rows_add(dcols, line_start, line_stop, kh, kw, sh, sw, pad_top, pad_l
             for ow in range(out_w):
                 left = ow * sw - pad_left
                 src = (row0 + ow) * depth + i * run
-                if left >= 0 and left + kw <= w:
+                if whole_rows and left >= 0 and left + span <= w:
                     add_into(dxf, ((n * h + ih) * w + left) * c, cf, src, run)
                 else:
                     for j in range(kw):
-                        iw = left + j
+                        iw = left + j * dw
                         if 0 <= iw < w:
-                            add_into(dxf, ((n * h + ih) * w + iw) * c, cf, src, c)
-                        src += c
+                            add_into(dxf, ((n * h + ih) * w + iw) * c + chan_start, cf, src, chans)
+                        src += chans
 
 
 @njit(cache=True, nogil=True)
 def _output_range(j, pad_left, sw, w, out_w):
-    """The output columns [lo, hi) whose window column j falls inside an image row of width w."""
+    """The output columns [lo, hi) whose window cell j columns right of the window's left edge falls inside
+    an image row of width w (for a dilated kernel, j = kernel column * dilation)."""
     lo = max(0, -((j - pad_left) // sw))
     hi = min(out_w, (w - 1 + pad_left - j) // sw + 1)
     return lo, max(lo, hi)
@@ -177,16 +190,18 @@ def _row_transposed(x, n, ih, row_t):
 
 
 @njit(cache=True, nogil=True)
-def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, first, stop, y):
-    """y[n, oh, ow, f] <- bias[f] + the convolution of x with kernel (kh, kw, C, F), for images n in
-    [first, stop); bias may be empty.
+def conv_direct_forward(x, kernel, bias, sh, sw, dh, dw, pad_top, pad_left, first, stop, y):
+    """y[n, oh, ow, f] <- bias[f] + the convolution of x with kernel (kh, kw, C / groups, F), dilated by
+    (dh, dw), for images n in [first, stop); bias may be empty. With groups (C / kernel.shape[2] of them),
+    filter f sees only the channels of its group, f // (F / groups).
 
     For few filters and channels. Per output line, the image rows under the window are transposed to
     (channel, width) and the line is accumulated transposed, (filter, width): every multiply-add is then
     a long contiguous run over the width (`_axpy`), which vectorizes, where a GEMM would be F columns
     wide. Each output element sums its window in the order (kernel row, kernel column, channel)."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw, f = kernel.shape[0], kernel.shape[1], kernel.shape[3]
+    kh, kw, group_chans, f = kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]
+    group_filters = f // (c // group_chans)
     out_h, out_w = y.shape[1], y.shape[2]
     has_bias = bias.shape[0] > 0
     zero = y.dtype.type(0)
@@ -198,20 +213,21 @@ def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, first, stop,
         top = (line - n * out_h) * sh - pad_top
         zero_fill(af, 0, f * out_w)
         for i in range(kh):
-            ih = top + i
+            ih = top + i * dh
             if ih < 0 or ih >= h:
                 continue
             _row_transposed(x, n, ih, row_t)
             for j in range(kw):
-                lo, hi = _output_range(j, pad_left, sw, w, out_w)
+                lo, hi = _output_range(j * dw, pad_left, sw, w, out_w)
                 for ch in range(c):
-                    for fo in range(f):
-                        wv = kernel[i, j, ch, fo]
+                    group = ch // group_chans
+                    for fo in range(group * group_filters, (group + 1) * group_filters):
+                        wv = kernel[i, j, ch - group * group_chans, fo]
                         if sw == 1:
-                            _axpy(af, fo * out_w + lo, wv, rf, ch * w + lo - pad_left + j, hi - lo)
+                            _axpy(af, fo * out_w + lo, wv, rf, ch * w + lo - pad_left + j * dw, hi - lo)
                         else:
                             for ow in range(lo, hi):
-                                acc[fo, ow] += wv * row_t[ch, ow * sw - pad_left + j]
+                                acc[fo, ow] += wv * row_t[ch, ow * sw - pad_left + j * dw]
         for fo in range(f):
             b = bias[fo] if has_bias else zero
             for ow in range(out_w):
@@ -219,20 +235,23 @@ def conv_direct_forward(x, kernel, bias, sh, sw, pad_top, pad_left, first, stop,
 
 
 @njit(cache=True, nogil=True)
-def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, first, stop, block, dkernel, dbias):
+def conv_direct_kernel_grad(x, dz, sh, sw, dh, dw, pad_top, pad_left, first, stop, block, dkernel, dbias):
     """dkernel[i, j, c, f] <- sum over the output pixels of images [first, stop) of dz[pixel, f] * x[input
-    under (i, j), c]; dbias[f] <- sum of dz[..., f] (when dbias is not empty). Both are overwritten.
+    under (i, j), channel c of f's group]; dbias[f] <- sum of dz[..., f] (when dbias is not empty). Both
+    are overwritten; dkernel is (kh, kw, C / groups, F), as the kernel.
 
     The transpose of conv_direct_forward, with the same transposed rows: each (i, j, c, f) term is a
     product of two contiguous runs over the width, accumulated elementwise into a (terms, width) array
     that is summed over the width at the end of each block of `block` lines (so no accumulator sums more
     than block * width terms), and the blocks in order."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    kh, kw, group_chans = dkernel.shape[0], dkernel.shape[1], dkernel.shape[2]
     f = dz.shape[3]
+    group_filters = f // (c // group_chans)
     out_h, out_w = dz.shape[1], dz.shape[2]
     start, lines = first * out_h, stop * out_h
     blocks = (lines - start + block - 1) // block
-    terms = kh * kw * c * f
+    terms = kh * kw * group_chans * f
     partial = np.zeros((blocks, terms + f), dtype=dkernel.dtype)
     row_t = np.empty((c, w), dtype=x.dtype)
     dz_t = np.empty((f, out_w), dtype=dz.dtype)
@@ -250,21 +269,22 @@ def conv_direct_kernel_grad(x, dz, kh, kw, sh, sw, pad_top, pad_left, first, sto
             for fo in range(f):
                 add_into(af, (terms + fo) * out_w, df, fo * out_w, out_w)
             for i in range(kh):
-                ih = top + i
+                ih = top + i * dh
                 if ih < 0 or ih >= h:
                     continue
                 _row_transposed(x, n, ih, row_t)
                 for j in range(kw):
-                    lo, hi = _output_range(j, pad_left, sw, w, out_w)
+                    lo, hi = _output_range(j * dw, pad_left, sw, w, out_w)
                     for ch in range(c):
-                        for fo in range(f):
-                            term = ((i * kw + j) * c + ch) * f + fo
+                        group = ch // group_chans
+                        for fo in range(group * group_filters, (group + 1) * group_filters):
+                            term = ((i * kw + j) * group_chans + ch - group * group_chans) * f + fo
                             if sw == 1:
                                 _mul_add(af, term * out_w + lo, df, fo * out_w + lo,
-                                         rf, ch * w + lo - pad_left + j, hi - lo)
+                                         rf, ch * w + lo - pad_left + j * dw, hi - lo)
                             else:
                                 for ow in range(lo, hi):
-                                    acc[term, ow] += dz_t[fo, ow] * row_t[ch, ow * sw - pad_left + j]
+                                    acc[term, ow] += dz_t[fo, ow] * row_t[ch, ow * sw - pad_left + j * dw]
         for t in range(terms + f):
             s = partial.dtype.type(0)
             for ow in range(out_w):

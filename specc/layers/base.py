@@ -16,6 +16,8 @@ is one class registered in LAYERS by `@LAYERS.register()`, in one file of this p
                                              When need_dx is False no input needs a gradient (a graph input,
                                              or only frozen layers upstream): return [None] and skip the work.
                                              None also stands for an input that has no gradient (ids).
+    call_arguments                        fields that are arguments of Keras' call, not of its constructor
+                                          (`use_causal_mask`): keys of the entry all the same
     arity                                 how many inputs it takes (None: two or more)
     accepts_integers                      whether its inputs may be integer ids
     id_limit()                            ids it reads must lie in [0, id_limit()); None when it reads none
@@ -42,6 +44,9 @@ class ShapeError(ValueError):
 
 class InputsError(ShapeError):
     """The inputs as given do not fit (how many, their dtypes): reported at the entry's `inputs:`, verbatim."""
+
+
+NO_SEED = 2 ** 32 - 1  # stands for a layer without `seed:` in Training.rng (numpy seeds are non-negative)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class Training:
 
     def rng(self, seed: Optional[int] = None) -> np.random.Generator:
         """The generator of this node at this step; `seed` is a layer's own `seed:` argument."""
-        return np.random.default_rng([self.seed, *self.step, *self.where, -1 if seed is None else seed])
+        return np.random.default_rng([self.seed, *self.step, *self.where, NO_SEED if seed is None else seed])
 
 
 TrainingFlag = Union[bool, Training]
@@ -102,6 +107,7 @@ class Layer(Config):
     arity: ClassVar[Optional[int]] = 1
     accepts_integers: ClassVar[bool] = False
     state_weights: ClassVar[frozenset[str]] = frozenset()
+    call_arguments: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def input_names(self) -> list[str]:

@@ -1,15 +1,18 @@
-"""Conv2D and MaxPooling2D over channels-last images (batch, height, width, channels), as in Keras.
+"""Conv1D, Conv2D and MaxPooling2D over channels-last inputs, as in Keras.
 
-Convolution runs as GEMM on im2col patches (Im2colConv): a bounded buffer takes the patches of a slice of
-the batch at a time (whole images, or some output rows of one), so memory stays flat however large the
-images are. Layers with few filters convolve directly instead (DirectConv, see DIRECT_FILTERS), and 3x3
-stride-1 layers with many channels by Winograd's algorithm (WinogradConv, see WINOGRAD_CHANNELS); each is a
-forward and its backward, and Conv2D._algorithm_for picks one per call. All the work is split by images
-over a few threads (specc.runtime.workers), each running its images end to end with single-threaded BLAS.
+Both convolutions compute on images (batch, height, width, channels): a sequence (batch, steps, channels)
+is viewed as images one row high, its kernel as a one-row window (Convolution). Convolution runs as GEMM
+on im2col patches (Im2colConv): a bounded buffer takes the patches of a slice of the batch at a time (whole
+images, or some output rows of one), so memory stays flat however large the images are. Layers with few
+filters convolve directly instead (DirectConv, see DIRECT_FILTERS), and 3x3 stride-1 layers with many
+channels by Winograd's algorithm (WinogradConv, see WINOGRAD_CHANNELS); each is a forward and its backward,
+and Convolution._algorithm_for picks one per call. Dilation and groups: the direct and im2col kernels take
+both; Winograd's takes neither, so such layers go through im2col. All the work is split by images over a
+few threads (specc.runtime.workers), each running its images end to end with single-threaded BLAS.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Optional, Union
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -17,11 +20,12 @@ from pydantic import Field, PositiveInt
 from .. import kernels
 from ..runtime import blas, workers
 from ..runtime.heap import keep_freed_memory
-from .activations import ACTIVATIONS, ActivationName, activate, activation_grad
-from .base import LAYERS, Layer, Shape, ShapeError, show_shape
+from .activations import ACTIVATIONS, ActivationName, activate, activate_keeping_input, activation_grad, fused
+from .base import LAYERS, ActivityArguments, BiasArguments, KernelArguments, Layer, Shape, ShapeError, show_shape
 
 Pair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
 Padding = Literal["valid", "same"]
+Geometry = tuple[int, ...]  # kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h, out_w: a convolution's, on images
 
 # Working-set budget of one chunk (its im2col rows plus its output rows): small enough to stay in the
 # last-level cache next to the other threads' chunks, so the GEMM reads the patches, and the activation
@@ -117,40 +121,80 @@ def check_window(layer: str, what: str, window: tuple, shape: Shape, padding: st
                          f"{show_shape(shape)} with padding 'valid'; use a smaller {what} or padding: same")
 
 
-@LAYERS.register()
-class Conv2D(Layer):
-    """2-D convolution over channels-last images: activation(conv(x, kernel) + bias)."""
-    type: Literal["Conv2D"]
-    filters: PositiveInt = Field(description="Number of output channels.")
-    kernel_size: Pair = Field(description="Window height and width: one number for a square, or [h, w].")
-    strides: Pair = Field(1, description="Step between windows: one number for both axes, or [h, w].")
-    padding: Padding = Field("valid", description="valid: windows stay inside the image, which shrinks; "
-                                                  "same: zero padding keeps size ceil(input / stride).")
-    activation: ActivationName = "linear"
-    use_bias: bool = True
+def span(window: int, dilation: int) -> int:
+    """How many input cells a window of `window` taps, `dilation` apart, covers."""
+    return (window - 1) * dilation + 1
 
-    def _geometry(self, shape: Shape):
-        (kh, kw), (sh, sw) = pair(self.kernel_size), pair(self.strides)
-        oh, pt = window_geometry(shape[0], kh, sh, self.padding)
-        ow, pl = window_geometry(shape[1], kw, sw, self.padding)
-        return kh, kw, sh, sw, pt, pl, oh, ow
+
+class Convolution(Layer):
+    """What Conv1D and Conv2D share. Both compute on images: a sequence (steps, channels) is an image one row
+    high, (1, steps, channels), and a Conv1D kernel (k, in, filters) a (1, k, in, filters) one, both views.
+
+    Each type gives its fields, in Keras' order, and `_window` and `_geometry` on that image view."""
+    rank: ClassVar[int]  # how many axes a window slides along: 1 (Conv1D) or 2 (Conv2D)
+
+    if TYPE_CHECKING:  # fields of both types, declared by each
+        filters: int
+        strides: Any
+        padding: str
+        dilation_rate: Any
+        groups: int
+        activation: str
+        use_bias: bool
+
+    def _window(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """(kernel, strides, dilation), each as (height, width) on the image view."""
+        raise NotImplementedError
+
+    def _geometry(self, image_shape: Shape) -> Geometry:
+        raise NotImplementedError
+
+    def _as_image(self, x: np.ndarray) -> np.ndarray:
+        """The image view of a contiguous batch of inputs: (batch, 1, steps, channels) for sequences."""
+        return x.reshape(len(x), *(1,) * (2 - self.rank), *x.shape[1:])
+
+    def _as_image_kernel(self, kernel: np.ndarray) -> np.ndarray:
+        """The image view of a kernel, or of its gradient (a view, so sums added into it land in it)."""
+        return kernel[(np.newaxis,) * (2 - self.rank)]
+
+    def _check_arguments(self, channels: int) -> None:
+        """What Keras refuses too (messages without the type's name: the caller says it, and the shape)."""
+        strides, dilation = self._window()[1:]
+        if max(strides) > 1 and max(dilation) > 1:
+            raise ShapeError(f"strides {self.strides} with dilation_rate {self.dilation_rate}: a convolution "
+                             f"cannot be both strided and dilated; set one of them to 1")
+        for count, what in [(channels, "input channels"), (self.filters, "filters")]:
+            if count % self.groups:
+                raise ShapeError(f"groups {self.groups} does not divide its {count} {what}: each group convolves "
+                                 f"an equal share of the channels into an equal share of the filters")
+
+    def _check_fits(self, shape: Shape) -> None:
+        """With padding 'valid', the (dilated) kernel must fit inside the input."""
+        kernel, _, dilation = (axes[2 - self.rank:] for axes in self._window())  # the input's axes
+        spans = [span(k, d) for k, d in zip(kernel, dilation)]
+        if self.padding == "valid" and any(s > size for s, size in zip(spans, shape)):
+            dilated = f" (dilated, it spans {'x'.join(map(str, spans))})" if max(dilation) > 1 else ""
+            raise ShapeError(f"{type(self).__name__} kernel_size {'x'.join(map(str, kernel))}{dilated} is larger "
+                             f"than its input {show_shape(shape)} with padding 'valid'; use a smaller kernel_size "
+                             f"or padding: same")
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
-        check_image("Conv2D", shape)
-        check_window("Conv2D", "kernel_size", pair(self.kernel_size), shape, self.padding)
-        *_, oh, ow = self._geometry(shape)
-        return (oh, ow, self.filters)
+        self._check_arguments(shape[-1])
+        self._check_fits(shape)
+        *_, oh, ow = self._geometry((1,) * (2 - self.rank) + tuple(shape))
+        return (oh, ow, self.filters)[2 - self.rank:]
 
     def weight_shapes(self, input_shapes: list[Shape]) -> dict[str, Shape]:
-        shapes: dict[str, Shape] = {"kernel": (*pair(self.kernel_size), input_shapes[0][-1], self.filters)}
+        kernel = self._window()[0][2 - self.rank:]
+        shapes: dict[str, Shape] = {"kernel": (*kernel, input_shapes[0][-1] // self.groups, self.filters)}
         if self.use_bias:
             shapes["bias"] = (self.filters,)
         return shapes
 
     def _pointwise(self) -> bool:
         """A 1x1 kernel needs no im2col: it is a matmul on the (strided) pixels; its 'same' padding is 0."""
-        return pair(self.kernel_size) == (1, 1)
+        return self._window()[0] == (1, 1)
 
     def _direct(self, channels: int) -> bool:
         """Few filters: the GEMM would be only `filters` columns wide, where BLAS runs at a fraction of its
@@ -158,12 +202,13 @@ class Conv2D(Layer):
         return self.filters <= DIRECT_FILTERS and not self._pointwise()
 
     def _winograd(self, channels: int) -> bool:
-        """Winograd's F(2x2, 3x3) exists for 3x3 windows at stride 1; see WINOGRAD_CHANNELS for the rest."""
-        return (pair(self.kernel_size) == (3, 3) and pair(self.strides) == (1, 1)
+        """Winograd's F(2x2, 3x3) exists for 3x3 windows at stride 1, undilated and ungrouped; see
+        WINOGRAD_CHANNELS for the rest."""
+        return (self._window() == ((3, 3), (1, 1), (1, 1)) and self.groups == 1
                 and channels >= WINOGRAD_CHANNELS and self.filters > DIRECT_FILTERS)
 
     def _algorithm_for(self, input_shape: Shape) -> ConvAlgorithm:
-        """The algorithm that convolves inputs of `input_shape` (height, width, channels)."""
+        """The algorithm that convolves inputs of `input_shape` (height, width, channels) of the image view."""
         if self._direct(input_shape[2]):
             return DirectConv(self, input_shape)
         if self._winograd(input_shape[2]):
@@ -174,22 +219,98 @@ class Conv2D(Layer):
         keep_freed_memory()
         x, kernel, bias = xs[0], weights["kernel"], weights.get("bias")
         dtype = np.result_type(x.dtype, kernel.dtype) if np.issubdtype(x.dtype, np.floating) else kernel.dtype
-        x = np.ascontiguousarray(x, dtype=dtype)
-        kernel = np.ascontiguousarray(kernel, dtype=dtype)
+        image = self._as_image(np.ascontiguousarray(x, dtype=dtype))
+        kernel = self._as_image_kernel(np.ascontiguousarray(kernel, dtype=dtype))
         bias = None if bias is None else bias.astype(dtype, copy=False)
-        y, x_read = self._algorithm_for(x.shape[1:]).forward(x, kernel, bias)
-        return y, (x_read, xs[0].shape, y)
+        z, x_read = self._algorithm_for(image.shape[1:]).forward(image, kernel, bias)
+        # an activation the algorithm does not fuse (one that needs its input) is applied after, keeping z
+        y = z if fused(self.activation) == self.activation else activate_keeping_input(z, None, self.activation)
+        return y.reshape(len(y), *y.shape[3 - self.rank:]), (x_read, image.shape, z, y)
 
     def backward(self, weights, grads, cache, dy, need_dx=True):
-        x, x_shape, y = cache  # x: the input, or for a strided 1x1 kernel the pixels it reads
+        x, image_shape, z, y = cache  # x: the input, or for a strided 1x1 kernel the pixels it reads
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(-1, self.filters)
-        kernel = weights["kernel"].astype(y.dtype, copy=False)
-        return [self._algorithm_for(x_shape[1:]).backward(x, kernel, grads, dy, y, need_dx)]
+        if z is not y:  # through the activation the algorithm did not fuse
+            dy = activation_grad(dy, y.reshape(dy.shape), self.activation, z.reshape(dy.shape))
+        kernel = self._as_image_kernel(weights["kernel"]).astype(y.dtype, copy=False)
+        image_grads = {**grads, "kernel": self._as_image_kernel(grads["kernel"])}
+        dx = self._algorithm_for(image_shape[1:]).backward(x, kernel, image_grads, dy, z, need_dx)
+        return [None if dx is None else dx.reshape(len(dx), *image_shape[3 - self.rank:])]
+
+
+@LAYERS.register()
+class Conv1D(KernelArguments, BiasArguments, ActivityArguments, Convolution):
+    """1-D convolution over channels-last sequences (batch, steps, channels): activation(conv(x, kernel) + bias)."""
+    type: Literal["Conv1D"]
+    filters: PositiveInt = Field(description="Number of output channels.")
+    kernel_size: PositiveInt = Field(description="Window length, in steps.")
+    strides: PositiveInt = Field(1, description="Step between windows.")
+    padding: Literal["valid", "same", "causal"] = Field(
+        "valid", description="valid: windows stay inside the sequence, which shrinks; same: zero padding keeps "
+                             "length ceil(steps / strides); causal: zero padding before the sequence only, so "
+                             "output t sees no input after t.")
+    dilation_rate: PositiveInt = Field(1, description="Spacing of the window's taps: d reads every d-th step.")
+    groups: PositiveInt = Field(1, description="Channel groups convolved separately: group g maps its "
+                                               "channels / groups inputs to filters / groups outputs.")
+    activation: ActivationName = "linear"
+    use_bias: bool = True
+
+    rank: ClassVar[int] = 1
+
+    def _window(self):
+        return (1, self.kernel_size), (1, self.strides), (1, self.dilation_rate)
+
+    def _geometry(self, image_shape: Shape) -> Geometry:
+        k, s, d = self.kernel_size, self.strides, self.dilation_rate
+        if self.padding == "causal":  # as Keras: padded before by the dilated window's span - 1, then valid
+            out, before = (image_shape[1] - 1) // s + 1, span(k, d) - 1
+        else:
+            out, before = window_geometry(image_shape[1], span(k, d), s, self.padding)
+        return 1, k, 1, s, 1, d, 0, before, 1, out
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        if len(shape) != 2:
+            hint = f"; give the input a channels axis, e.g. shape [{shape[0]}, 1]" if len(shape) == 1 else ""
+            raise ShapeError(f"Conv1D needs sequences shaped (steps, channels), got {show_shape(shape)}{hint}")
+        return super().output_shape(input_shapes)
+
+
+@LAYERS.register()
+class Conv2D(KernelArguments, BiasArguments, ActivityArguments, Convolution):
+    """2-D convolution over channels-last images: activation(conv(x, kernel) + bias)."""
+    type: Literal["Conv2D"]
+    filters: PositiveInt = Field(description="Number of output channels.")
+    kernel_size: Pair = Field(description="Window height and width: one number for a square, or [h, w].")
+    strides: Pair = Field(1, description="Step between windows: one number for both axes, or [h, w].")
+    padding: Padding = Field("valid", description="valid: windows stay inside the image, which shrinks; "
+                                                  "same: zero padding keeps size ceil(input / stride).")
+    dilation_rate: Pair = Field(1, description="Spacing of the window's taps: one number for both axes, or "
+                                               "[h, w]; d reads every d-th row (column).")
+    groups: PositiveInt = Field(1, description="Channel groups convolved separately: group g maps its "
+                                               "channels / groups inputs to filters / groups outputs.")
+    activation: ActivationName = "linear"
+    use_bias: bool = True
+
+    rank: ClassVar[int] = 2
+
+    def _window(self):
+        return pair(self.kernel_size), pair(self.strides), pair(self.dilation_rate)
+
+    def _geometry(self, image_shape: Shape) -> Geometry:
+        (kh, kw), (sh, sw), (dh, dw) = self._window()
+        oh, pt = window_geometry(image_shape[0], span(kh, dh), sh, self.padding)
+        ow, pl = window_geometry(image_shape[1], span(kw, dw), sw, self.padding)
+        return kh, kw, sh, sw, dh, dw, pt, pl, oh, ow
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        check_image("Conv2D", input_shapes[0])
+        return super().output_shape(input_shapes)
 
 
 class ConvAlgorithm:
-    """One way to compute a Conv2D over inputs of one shape (height, width, channels): a forward pass and
-    its backward pass.
+    """One way to compute a convolution over inputs of one shape (height, width, channels): a forward pass
+    and its backward pass.
 
     forward(x, kernel, bias)                    -> (y, the input as backward reads it); x and the kernel are
                                                    contiguous, all three in y's dtype, bias may be None
@@ -197,36 +318,37 @@ class ConvAlgorithm:
                                                    gradients into grads. dy is (pixels, filters), contiguous.
     """
 
-    def __init__(self, conv: Conv2D, input_shape: Shape):
+    def __init__(self, conv: Convolution, input_shape: Shape):
         self.conv, self.input_shape = conv, input_shape
-        self.geometry = conv._geometry(input_shape)  # kh, kw, sh, sw, pad_top, pad_left, oh, ow
+        self.activation = fused(conv.activation)  # the one it applies as it writes its output
+        self.geometry = conv._geometry(input_shape)  # kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow
 
 
 class DirectConv(ConvAlgorithm):
     """Without im2col and BLAS (kernels.conv.conv_direct_*), for few filters: see DIRECT_FILTERS."""
 
     def forward(self, x, kernel, bias):
-        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
-        activation = self.conv.activation
+        kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = self.geometry
+        activation = self.activation
         y = np.empty((x.shape[0], oh, ow, self.conv.filters), dtype=x.dtype)
         bias = np.empty(0, x.dtype) if bias is None else bias
 
         def images(first, stop):
-            kernels.conv.conv_direct_forward(x, kernel, bias, sh, sw, pt, pl, first, stop, y)
+            kernels.conv.conv_direct_forward(x, kernel, bias, sh, sw, dh, dw, pt, pl, first, stop, y)
             if activation != "linear":
                 activate(y[first:stop], None, activation)
         workers.run(images, workers.image_groups(x.shape[0]))
         return y, x
 
     def backward(self, x, kernel, grads, dy, y, need_dx):
-        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = self.geometry
         use_bias = self.conv.use_bias
-        dz = np.ascontiguousarray(activation_grad(dy, y.reshape(-1, self.conv.filters), self.conv.activation))
+        dz = np.ascontiguousarray(activation_grad(dy, y.reshape(-1, self.conv.filters), self.activation))
 
         def images(first, stop):
             dk = np.empty(grads["kernel"].shape, dtype=y.dtype)
             db = np.empty(self.conv.filters if use_bias else 0, dtype=y.dtype)
-            kernels.conv.conv_direct_kernel_grad(x, dz.reshape(y.shape), kh, kw, sh, sw, pt, pl, first, stop,
+            kernels.conv.conv_direct_kernel_grad(x, dz.reshape(y.shape), sh, sw, dh, dw, pt, pl, first, stop,
                                                  DIRECT_BLOCK_LINES, dk, db)
             return dk, db
         dks, dbs = zip(*workers.run(images, workers.image_groups(x.shape[0])))
@@ -241,24 +363,27 @@ class DirectConv(ConvAlgorithm):
 
 
 class Im2colConv(ConvAlgorithm):
-    """GEMM on im2col patches, a chunk of lines at a time (see _Im2colMatrix and CHUNK_BYTES)."""
+    """GEMM on im2col patches, a chunk of lines at a time (see _Im2colMatrix and CHUNK_BYTES). A grouped
+    convolution is a GEMM per group and chunk: the group's patches by its columns of the kernel."""
 
-    def __init__(self, conv: Conv2D, input_shape: Shape):
+    def __init__(self, conv: Convolution, input_shape: Shape):
         super().__init__(conv, input_shape)
-        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = self.geometry
         self.pointwise = conv._pointwise()
         # a strided 1x1 kernel reads only the pixels at its strides: a 1x1 convolution of those
         self.strided_pixels = self.pointwise and (sh, sw) != (1, 1)
         self.line_pixels = 1 if self.pointwise else ow
         self.lines_per_image = oh * ow if self.pointwise else oh
+        per_group = conv.filters // conv.groups
+        self.group_filters = [slice(g * per_group, (g + 1) * per_group) for g in range(conv.groups)]
 
     def _chunk_lines(self, depth: int, dtype) -> int:
         """How many lines a chunk takes: its patches (`depth` wide) and products fill CHUNK_BYTES."""
         return chunk_rows(depth + self.conv.filters, self.line_pixels, dtype)
 
     def forward(self, x, kernel, bias):
-        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
-        n, filters, activation = x.shape[0], self.conv.filters, self.conv.activation
+        kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = self.geometry
+        n, filters, activation = x.shape[0], self.conv.filters, self.activation
         if self.strided_pixels:
             x = np.ascontiguousarray(x[:, ::sh, ::sw])
         w2 = kernel.reshape(-1, filters)
@@ -270,18 +395,18 @@ class Im2colConv(ConvAlgorithm):
             matrix = _Im2colMatrix(self, x, first, stop, step)
             for a, b in chunks(first * self.lines_per_image, stop * self.lines_per_image, step):
                 zc = z[a * self.line_pixels:b * self.line_pixels]
-                matmul(matrix.rows(a, b), w2, out=zc)
+                for group, columns in enumerate(self.group_filters):
+                    matmul(matrix.rows(a, b, group), w2[:, columns], out=zc[:, columns])
                 activate(zc, bias, activation)  # while the chunk is still in cache
         workers.run(images, groups)
         return z.reshape(n, oh, ow, filters), x
 
     def backward(self, x, kernel, grads, dy, y, need_dx):
-        return self.gradients(x, kernel, dy, y, activation=self.conv.activation, grads=grads, need_dx=need_dx)
+        return self.gradients(x, kernel, dy, y, activation=self.activation, grads=grads, need_dx=need_dx)
 
     def gradients(self, x, kernel, dy, y, *, activation: str, grads: dict | None, need_dx: bool):
         """backward, through the given activation: dx (None unless need_dx), and the kernel and bias
         gradients added into grads (skipped when grads is None)."""
-        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
         n, filters, dtype = x.shape[0], self.conv.filters, y.dtype
         y = y.reshape(-1, filters)
         w2t = np.ascontiguousarray(kernel.reshape(-1, filters).T)
@@ -296,26 +421,29 @@ class Im2colConv(ConvAlgorithm):
             """Gradients of images [first, stop): their part of the kernel and bias gradients, and dx."""
             dz_of = chunked_activation_grad(activation, dy, y)
             matrix = _Im2colMatrix(self, x, first, stop, step, dx)
-            dw = np.zeros((depth, filters), dtype=dtype) if sums else None
+            dkernel = np.zeros((depth, filters), dtype=dtype) if sums else None
             part = np.empty((depth, filters), dtype=dtype) if sums else None
             db = np.zeros(filters, dtype=dtype) if use_bias else None
             for a, b in chunks(first * self.lines_per_image, stop * self.lines_per_image, step):
                 dz = dz_of(a * self.line_pixels, b * self.line_pixels)
                 if db is not None:
                     db += dz.sum(axis=0)
-                if sums:
-                    matmul(matrix.rows(a, b).T, dz, out=part)
-                    dw += part
-                if dx is not None:
-                    matrix.add_to_dx(dz, w2t, a, b, matmul)
-            return dw, db
+                for group, columns in enumerate(self.group_filters):
+                    if part is not None:
+                        matmul(matrix.rows(a, b, group).T, dz[:, columns], out=part[:, columns])
+                    if dx is not None:
+                        matrix.add_to_dx(dz[:, columns], w2t[columns], a, b, group, matmul)
+                if dkernel is not None:
+                    dkernel += part
+            return dkernel, db
 
-        dws, dbs = zip(*workers.run(images, groups))
+        dks, dbs = zip(*workers.run(images, groups))
         if grads is not None:
-            grads["kernel"] += workers.add_in_thread_order(dws[0], dws[1:]).reshape(grads["kernel"].shape)
+            grads["kernel"] += workers.add_in_thread_order(dks[0], dks[1:]).reshape(grads["kernel"].shape)
             if use_bias:
                 grads["bias"] += workers.add_in_thread_order(dbs[0], dbs[1:])
         if dx is not None and self.strided_pixels:
+            sh, sw = self.geometry[2:4]
             full = np.zeros((n, *self.input_shape), dtype=dtype)
             full[:, ::sh, ::sw] = dx
             dx = full
@@ -324,13 +452,15 @@ class Im2colConv(ConvAlgorithm):
 
 class _Im2colMatrix:
     """One thread's im2col matrix, a chunk of lines at a time: a row per output pixel, holding the input
-    patch under it. A line is an output row, whose patches are unfolded into a buffer of the thread's own;
-    for a 1x1 kernel, one pixel, whose patch is the (strided) pixel itself, read in place."""
+    patch under it (over one group's channels). A line is an output row, whose patches are unfolded into a
+    buffer of the thread's own; for a 1x1 kernel, one pixel, whose patch is the (strided) pixel itself,
+    read in place."""
 
     def __init__(self, im2col: Im2colConv, x, first: int, stop: int, step: int, dx=None):
         """For images [first, stop) of x, `step` lines a chunk; dx: the input gradient, if wanted."""
         self.geometry, self.pointwise, self.line_pixels = im2col.geometry, im2col.pointwise, im2col.line_pixels
         self.x, self.dx = x, dx
+        self.chans = x.shape[3] // len(im2col.group_filters)  # of each group
         if self.pointwise:
             self.pixels = x.reshape(-1, x.shape[3])
             self.dpixels = None if dx is None else dx.reshape(self.pixels.shape)
@@ -339,25 +469,28 @@ class _Im2colMatrix:
         if dx is not None:
             dx[first:stop] = 0  # col2im adds into it
         lines = min(step, (stop - first) * im2col.lines_per_image)
-        self.cols = np.empty((lines * self.line_pixels, kh * kw * x.shape[3]), dtype=x.dtype)
+        self.cols = np.empty((lines * self.line_pixels, kh * kw * self.chans), dtype=x.dtype)
 
-    def rows(self, a: int, b: int) -> np.ndarray:
-        """The rows of lines [a, b): the patches of their output pixels."""
+    def _channels(self, group: int) -> slice:
+        return slice(group * self.chans, (group + 1) * self.chans)
+
+    def rows(self, a: int, b: int, group: int) -> np.ndarray:
+        """The rows of lines [a, b): the patches of their output pixels, over the group's channels."""
         if self.pointwise:
-            return self.pixels[a:b]
+            return self.pixels[a:b, self._channels(group)]
         chunk = self.cols[:(b - a) * self.line_pixels]
-        kernels.conv.im2col_rows(self.x, a, b, *self.geometry, chunk)
+        kernels.conv.im2col_rows(self.x, group * self.chans, self.chans, a, b, *self.geometry, chunk)
         return chunk
 
-    def add_to_dx(self, dz: np.ndarray, w2t: np.ndarray, a: int, b: int, matmul) -> None:
-        """Adds the gradient of the rows of lines [a, b), dz @ w2t, into dx where each was read."""
+    def add_to_dx(self, dz: np.ndarray, w2t: np.ndarray, a: int, b: int, group: int, matmul) -> None:
+        """Adds the gradient of the group's rows of lines [a, b), dz @ w2t, into dx where each was read."""
         if self.pointwise:  # each pixel is read by one output pixel: its gradient is written whole
             assert self.dpixels is not None, "add_to_dx needs the dx given to the constructor"
-            matmul(dz, w2t, out=self.dpixels[a:b])
+            matmul(dz, w2t, out=self.dpixels[a:b, self._channels(group)])
             return
         chunk = self.cols[:(b - a) * self.line_pixels]
         matmul(dz, w2t, out=chunk)
-        kernels.conv.col2im_rows_add(chunk, a, b, *self.geometry, self.dx)
+        kernels.conv.col2im_rows_add(chunk, group * self.chans, self.chans, a, b, *self.geometry, self.dx)
 
 
 def winograd_geometry(oh: int, ow: int, channels: int, filters: int, dtype):
@@ -392,9 +525,9 @@ class WinogradConv(ConvAlgorithm):
     """Winograd's F(2x2, 3x3) (kernels.winograd), for 3x3 kernels at stride 1: see WINOGRAD_CHANNELS."""
 
     def forward(self, x, kernel, bias):
-        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = self.geometry
         k = kernels.winograd
-        n, channels, filters, activation = x.shape[0], x.shape[3], self.conv.filters, self.conv.activation
+        n, channels, filters, activation = x.shape[0], x.shape[3], self.conv.filters, self.activation
         u = winograd_kernel(kernel)
         tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
         per_image = tiles_h * tiles_w
@@ -415,9 +548,9 @@ class WinogradConv(ConvAlgorithm):
     def backward(self, x, kernel, grads, dy, y, need_dx):
         """The transformed input is recomputed chunk by chunk rather than kept from the forward pass, as
         im2col's patches are (keeping those measured slower than recomputing them into the cache)."""
-        kh, kw, sh, sw, pt, pl, oh, ow = self.geometry
+        kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = self.geometry
         k = kernels.winograd
-        n, channels, filters, activation = x.shape[0], x.shape[3], self.conv.filters, self.conv.activation
+        n, channels, filters, activation = x.shape[0], x.shape[3], self.conv.filters, self.activation
         u_t = np.ascontiguousarray(winograd_kernel(kernel).transpose(0, 2, 1))
         tiles_h, tiles_w, step = winograd_geometry(oh, ow, channels, filters, x.dtype)
         per_image = tiles_h * tiles_w

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt
 
 from ..runtime.blas import matmul
-from .activations import ActivationName, activate, activation_grad, as_rows
+from .activations import ActivationName, activate_keeping_input, activation_grad, as_rows
 from .base import LAYERS, ActivityArguments, BiasArguments, KernelArguments, Layer, Shape, ShapeError
 
 
@@ -33,12 +33,12 @@ class Dense(KernelArguments, BiasArguments, ActivityArguments, Layer):
     def forward(self, weights, xs, training):
         x = xs[0]
         z = matmul(as_rows(x), weights["kernel"])
-        y = activate(z, weights.get("bias"), self.activation).reshape(*x.shape[:-1], self.units)
-        return y, (x, y)
+        y = activate_keeping_input(z, weights.get("bias"), self.activation).reshape(*x.shape[:-1], self.units)
+        return y, (x, z, y)  # z is y unless the activation needs its input
 
     def backward(self, weights, grads, cache, dy, need_dx=True):
-        x, y = cache
-        dz = as_rows(activation_grad(dy, y, self.activation))
+        x, z, y = cache
+        dz = as_rows(activation_grad(dy, y, self.activation, z))
         grads["kernel"] += matmul(as_rows(x).T, dz)
         if self.use_bias:
             grads["bias"] += dz.sum(axis=0)

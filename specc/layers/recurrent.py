@@ -38,7 +38,7 @@ from .base import (
 if TYPE_CHECKING:  # a Literal of the registry's names, built at import time: a type checker sees a str
     RecurrentActivationName = str
 else:
-    RecurrentActivationName = Literal[tuple(name for name in ACTIVATIONS if name != "softmax")]
+    RecurrentActivationName = Literal["linear", "relu", "sigmoid", "tanh"]  # what the LSTM kernels compute
 
 
 class RecurrentArguments(Config):

@@ -69,6 +69,17 @@ class Parameters:
     def trainable_grads(self) -> np.ndarray:
         return self.grads[:self.trainable_size]
 
+    @property
+    def trainable_array_sizes(self) -> list[int]:
+        """The sizes of the weight arrays `trainable` is made of, in order."""
+        sizes, total = [], 0
+        for shape in self.shapes.values():
+            if total == self.trainable_size:
+                break
+            sizes.append(math.prod(shape))
+            total += sizes[-1]
+        return sizes
+
     def as_dict(self) -> dict[str, np.ndarray]:
         """{"layer/weight": array}, Keras names and layouts."""
         return {f"{layer.key}/{name}": view.copy()

@@ -10,9 +10,11 @@ from typing import Optional
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import KeyPath, Problem, SpecError, did_you_mean
+from ..errors import KeyPath, Problem, SpecError, did_you_mean, listed
 from ..io.files import FileProblem, open_regular
 from ..layers import LAYERS
+from ..registry import Registry
+from ..train.schedules import SCHEDULES
 from .format import KEY_ORDER, Spec, names
 from .source import MAX_SPEC_BYTES, SourceMap, read_document
 
@@ -141,8 +143,10 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The model class a location ends in, from the union tag pydantic put in the location."""
     from . import format as F
     by_tag: dict[str, type[BaseModel]] = {
-        **dict(LAYERS.items()), **dict(F.OPTIMIZERS.items()), **dict(F.CALLBACKS.items()),
+        **dict(LAYERS.items()), **dict(F.OPTIMIZERS.items()), **dict(SCHEDULES.items()), **dict(F.CALLBACKS.items()),
         "call": F.Call, "graph": F.GraphModel, "sequential": F.SequentialModel, "from": F.ImportedModel}
+    if loc[:2] in (("compile", "loss"), ("compile", "metrics")):  # losses and metrics share names (mse)
+        by_tag = dict((F.LOSSES if loc[1] == "loss" else F.METRICS).items())
     model: type[BaseModel] | None = F.Spec
     for part in loc:
         if isinstance(part, str) and part in by_tag:
@@ -184,9 +188,9 @@ def _explain(error: ValidationError, data, source: SourceMap) -> list[Problem]:
             if path == ("specc",):
                 message = f"unsupported format version {value!r}; this specc reads `specc: {expected}`"
             elif isinstance(value, (dict, list)):  # a union's name branch, beside errors inside the container
-                message = f"expected one of {', '.join(choices)}, got {_kind(value)}"
+                message = f"expected one of {listed(choices)}, got {_kind(value)}"
             else:
-                message = f"'{value}' is not one of: {', '.join(choices)}{did_you_mean(value, choices)}"
+                message = f"'{value}' is not one of: {listed(choices)}{did_you_mean(value, choices)}"
         elif kind in EXPECTED:
             message = f"expected {EXPECTED[kind]}, got {_kind(value)}"
             if not isinstance(value, (dict, list)):
@@ -230,8 +234,11 @@ def _merge(first: str, second: str) -> str:
 
 def _explain_tag(node, path) -> tuple[str, bool, tuple]:
     """Messages for a missing or unknown `type:` (of a layer, an optimizer or a callback)."""
-    from .format import CALLBACKS, OPTIMIZERS
-    registry = OPTIMIZERS if path[:1] == ("compile",) else CALLBACKS if path[:2] == ("fit", "callbacks") else LAYERS
+    from .format import CALLBACKS, LOSSES, METRICS, OPTIMIZERS
+    compile_parts: dict[str, Registry] = {"loss": LOSSES, "metrics": METRICS, "optimizer": OPTIMIZERS}
+    registry: Registry = (SCHEDULES if path[2:3] == ("learning_rate",)
+                          else compile_parts.get(path[1], OPTIMIZERS) if path[:1] == ("compile",) and path[1:]
+                          else CALLBACKS if path[:2] == ("fit", "callbacks") else LAYERS)
     choices, what = registry.names(), registry.family
     tag: object  # as the spec gives it: not always a string
     if isinstance(node, str):  # an optimizer or a callback given by name
@@ -243,5 +250,5 @@ def _explain_tag(node, path) -> tuple[str, bool, tuple]:
         return f"expected a {what.split()[0]} name or a mapping with `type:`, got {_kind(node)}", False, path
     if tag is None:
         hint = " or `call:` (to call a layer or model defined elsewhere)" if registry is LAYERS else ""
-        return f"missing `type:` (one of {', '.join(choices)}){hint}", True, path
+        return f"missing `type:` (one of {listed(choices)}){hint}", True, path
     return registry.unknown(str(tag)), False, path

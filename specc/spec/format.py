@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, NonNegativeFloat, PositiveInt, Tag, field_validator
+from pydantic import BeforeValidator, Discriminator, Field, NonNegativeFloat, PositiveInt, Tag
 
 from ..layers import LAYERS, Layer, Wrapper
 from ..registry import Config, Name, Registry
 from ..train.callbacks import CALLBACKS, CallbackSettings
-from ..train.losses import LOSSES
-from ..train.metrics import METRICS
+from ..train.losses import LOSSES, LossSettings, canonical_loss
+from ..train.metrics import METRICS, MetricSettings, canonical_metric
 from ..train.optimizers import OPTIMIZERS, OptimizerSettings, RMSprop
 
 Names = Union[str, list[str]]
@@ -101,46 +101,90 @@ else:
 GraphModel.model_rebuild()
 
 
-def _lowercase_type(value):
-    if isinstance(value, str):
-        return {"type": value.lower()}
-    if isinstance(value, dict) and isinstance(value.get("type"), str):
-        return {**value, "type": value["type"].lower()}
-    return value
-
-
 def _by_tag(registry: Registry):
     """The union of a registry's config classes, selected by their `type:`."""
     return Annotated[Union[tuple(registry.entries())], Field(discriminator="type")]
 
 
-def _named(registry: Registry):
-    """One of a registry's names (or aliases)."""
-    return Literal[tuple(registry.names(with_aliases=True))]
+def _optimizer_by_name(value):
+    """Keras' identifiers (`adam`) and class names (`Adam`) alike; a bare name is the optimizer with its
+    default arguments."""
+    if isinstance(value, str):
+        value = {"type": value}
+    if isinstance(value, dict) and isinstance(value.get("type"), str) and value["type"] in OPTIMIZERS:
+        return {**value, "type": OPTIMIZERS.canonical(value["type"])}
+    return value
 
 
 if TYPE_CHECKING:  # built from the registries at import time; a type checker sees what they all share
     Optimizer = OptimizerSettings
-    LossName = str
-    MetricName = str
+    Loss = LossSettings
+    Metric = MetricSettings
 else:
-    Optimizer = _by_tag(OPTIMIZERS)
-    LossName = _named(LOSSES)
-    MetricName = _named(METRICS)
+    Optimizer = Annotated[_by_tag(OPTIMIZERS),
+                          BeforeValidator(_optimizer_by_name, json_schema_input_type=OPTIMIZERS.written())]
+    Loss = _by_tag(LOSSES)
+    Metric = _by_tag(METRICS)
+
+
+def _per_output(canonical):
+    """A field's value as one entry or {output: entry}, each entry through `canonical` (a dict with a string
+    `type:` is one entry; any other dict maps outputs)."""
+    def normalize(value):
+        if isinstance(value, dict) and not isinstance(value.get("type"), str):
+            return {key: canonical(entry) for key, entry in value.items()}
+        return canonical(value)
+    return normalize
+
+
+def _one_or_per_output(value) -> str:
+    return "per_output" if isinstance(value, dict) and "type" not in value else "one"
+
+
+def _one_or_mapping(entry):
+    """One entry for every output, or {output: entry}: told apart by `type:`, so an error is reported once,
+    where it is."""
+    return Annotated[Union[Annotated[entry, Tag("one")], Annotated[dict[str, entry], Tag("per_output")]],
+                     Discriminator(_one_or_per_output)]
+
+
+if TYPE_CHECKING:  # a type checker sees what every member shares
+    LossEntry = Union[LossSettings, dict[str, LossSettings]]
+else:
+    LossEntry = _one_or_mapping(Loss)
+
+
+def _entries(canonical):
+    """A list of entries, or {output: list of entries}, each entry through `canonical`."""
+    def normalize(value):
+        if isinstance(value, list):
+            return [canonical(entry) for entry in value]
+        if isinstance(value, dict):
+            return {key: [canonical(e) for e in entries] if isinstance(entries, list) else entries
+                    for key, entries in value.items()}
+        return value
+    return normalize
 
 
 class Compile(Config):
     optimizer: Optimizer = Field(default_factory=lambda: RMSprop(type="rmsprop"),
                                  description=f"A name ({', '.join(OPTIMIZERS)}) or {{type: name, ...settings}}.")
-    loss: Union[LossName, dict[str, LossName]] = Field(
-        description="One loss for every output, or {output: loss}.")
+    loss: Annotated[LossEntry, BeforeValidator(_per_output(canonical_loss), json_schema_input_type=Union[
+            LOSSES.written(), dict[str, LOSSES.written()]])] = Field(
+        description="One loss for every output, or {output: loss}; a loss is a name or {type: name, ...arguments}.")
     loss_weights: Optional[Union[dict[str, NonNegativeFloat], list[NonNegativeFloat]]] = None
-    metrics: Union[list[MetricName], dict[str, list[MetricName]]] = Field(default_factory=list)
+    metrics: Annotated[Union[list[Metric], dict[str, list[Metric]]], BeforeValidator(
+            _entries(canonical_metric), json_schema_input_type=Union[list[METRICS.written()],
+                                                                     dict[str, list[METRICS.written()]]])] = (
+        Field(default_factory=list, description="Metrics of every output, or {output: metrics}; a metric is a name "
+                                                "or {type: name, ...arguments, name: its history column}."))
 
-    @field_validator("optimizer", mode="before")
-    @classmethod
-    def _optimizer_by_name(cls, value):
-        return _lowercase_type(value)
+    def loss_of(self, output: str) -> Optional[LossSettings]:
+        """The loss of one output (None when a per-output loss leaves it out)."""
+        return self.loss.get(output) if isinstance(self.loss, dict) else self.loss
+
+    def metrics_of(self, output: str) -> list[MetricSettings]:
+        return list(self.metrics.get(output, []) if isinstance(self.metrics, dict) else self.metrics)
 
 
 def _path_shorthand(value):
@@ -155,7 +199,7 @@ class DataSource(Config):
         None, description="Array of one weight per row: each row's loss is multiplied by it (Keras' sample_weight).")
 
 
-Source = Annotated[DataSource, BeforeValidator(_path_shorthand)]
+Source = Annotated[DataSource, BeforeValidator(_path_shorthand, json_schema_input_type=Union[str, DataSource])]
 
 
 class Data(Config):
@@ -180,7 +224,8 @@ def _callback_by_name(value):
 if TYPE_CHECKING:  # built from the registry at import time; a type checker sees the settings' base class
     Callback = CallbackSettings
 else:
-    Callback = Annotated[_by_tag(CALLBACKS), BeforeValidator(_callback_by_name)]
+    Callback = Annotated[_by_tag(CALLBACKS),
+                         BeforeValidator(_callback_by_name, json_schema_input_type=CALLBACKS.written())]
 ClassIndex = Annotated[int, Field(strict=False, ge=0)]  # JSON keys are strings: "0" is class 0
 
 

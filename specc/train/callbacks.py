@@ -19,6 +19,7 @@ from ..io.weights import save_arrays, write_text
 from ..registry import Config, Registry
 from .checkpoint import TrainState, checkpoint_arrays
 from .run import CHECKPOINT, HISTORY, RunFiles
+from .schedules import ScheduleSettings
 
 Mode = Literal["auto", "min", "max"]
 MONITOR = Field("val_loss", description="A name the run logs: loss, val_loss, accuracy, val_accuracy, ...")
@@ -36,6 +37,10 @@ class CallbackSettings(Config):
         """{key of the setting: the file name it gives}."""
         return {}
 
+    def optimizer_problem(self, optimizer) -> Optional[str]:
+        """Why it cannot act on this optimizer (its settings), or None."""
+        return None
+
     def make(self) -> "Callback":
         raise NotImplementedError
 
@@ -43,7 +48,7 @@ class CallbackSettings(Config):
 CALLBACKS: Registry[type[CallbackSettings]] = Registry("callback")
 
 
-@CALLBACKS.register()
+@CALLBACKS.register(aliases=("EarlyStopping",))
 class EarlyStoppingSettings(CallbackSettings):
     """Stop when the monitored quantity stops improving (Keras' EarlyStopping)."""
     type: Literal["early_stopping"]
@@ -59,7 +64,7 @@ class EarlyStoppingSettings(CallbackSettings):
         return EarlyStopping(self)
 
 
-@CALLBACKS.register()
+@CALLBACKS.register(aliases=("ModelCheckpoint",))
 class ModelCheckpointSettings(CallbackSettings):
     """Save a checkpoint (weights, optimizer state, progress) after every epoch, or only when it is the best."""
     type: Literal["model_checkpoint"]
@@ -82,7 +87,7 @@ class ModelCheckpointSettings(CallbackSettings):
         return ModelCheckpoint(self)
 
 
-@CALLBACKS.register()
+@CALLBACKS.register(aliases=("ReduceLROnPlateau",))
 class ReduceLROnPlateauSettings(CallbackSettings):
     """Multiply the learning rate by `factor` when the monitored quantity stops improving."""
     type: Literal["reduce_lr_on_plateau"]
@@ -95,11 +100,19 @@ class ReduceLROnPlateauSettings(CallbackSettings):
     min_lr: NonNegativeFloat = 0.0
     logs: ClassVar[tuple[str, ...]] = ("learning_rate",)
 
+    def optimizer_problem(self, optimizer):
+        rate = optimizer.learning_rate
+        if not isinstance(rate, ScheduleSettings):
+            return None
+        return (f"reduce_lr_on_plateau sets the learning rate, but the optimizer's learning_rate is a schedule "
+                f"({rate.type}), which cannot be set; give the optimizer a number as learning_rate, or leave "
+                "this callback out")
+
     def make(self):
         return ReduceLROnPlateau(self)
 
 
-@CALLBACKS.register()
+@CALLBACKS.register(aliases=("CSVLogger",))
 class CSVLoggerSettings(CallbackSettings):
     """Write the history after every epoch (the run folder's history.csv already is one)."""
     type: Literal["csv_logger"]
@@ -113,7 +126,7 @@ class CSVLoggerSettings(CallbackSettings):
         return CSVLogger(self)
 
 
-@CALLBACKS.register()
+@CALLBACKS.register(aliases=("TerminateOnNaN",))
 class TerminateOnNaNSettings(CallbackSettings):
     """Stop when the loss becomes NaN or infinite. specc always does; the entry is accepted for Keras users."""
     type: Literal["terminate_on_nan"]
@@ -126,9 +139,10 @@ class Trainer:
     """What callbacks act on: the weights, the optimizer, the run's state, and where files go."""
 
     def __init__(self, params, optimizer, state: TrainState, callbacks: list, files: RunFiles,
-                 say: Callable[[str], None]):
+                 say: Callable[[str], None], upwards: Callable[[str], Optional[bool]] = lambda name: None):
         self.params, self.optimizer, self.state = params, optimizer, state
         self.callbacks, self.files, self.say = callbacks, files, say
+        self.upwards = upwards  # whether a larger value of a logged name is better (None: unknown)
 
     def resolve(self, path: str) -> Path:
         """A callback's file in the run folder; validation refuses names that would leave it."""
@@ -199,6 +213,8 @@ class Callback:
 
     def bind(self, trainer: Trainer):
         self.trainer = trainer
+        if hasattr(self, "maximize"):  # a callback that watches `monitor`: its metric knows which way is better
+            self.maximize = _maximize(self.c.mode, self.c.monitor, trainer.upwards(self.c.monitor))
 
     def on_train_begin(self):
         pass
@@ -244,9 +260,12 @@ def state_problems(callbacks: list[Callback], states: list, arrays: dict[str, np
     return problems
 
 
-def _maximize(mode: str, monitor: str) -> bool:
-    """Keras' mode `auto`: names with 'acc' in them go up, everything else goes down."""
-    return mode == "max" or (mode == "auto" and "acc" in monitor)
+def _maximize(mode: str, monitor: str, upwards: Optional[bool] = None) -> bool:
+    """Keras' mode `auto`: the way the monitored metric improves (up for accuracy, AUC, precision...; down
+    for losses and errors); for a name of unknown direction, up when it has 'acc' in it."""
+    if mode != "auto":
+        return mode == "max"
+    return upwards if upwards is not None else "acc" in monitor
 
 
 def _show(value: Optional[float]) -> str:

@@ -1,7 +1,8 @@
 """Checkpoints: everything a training run needs to continue exactly where it stopped, in one .npz.
 
     weights/<layer>/<weight>     every weight, Keras names (so a checkpoint also works as a weights file)
-    optimizer/<slot>             the optimizer's state arrays; optimizer/iterations, optimizer/learning_rate
+    optimizer/<slot>             the optimizer's state arrays (its gradient accumulator too); optimizer/iterations,
+                                 optimizer/learning_rate (the rate in force; a schedule's at the iterations)
     callbacks/<i>/<name>         arrays a callback keeps (EarlyStopping's best weights)
     state                        JSON text (a 0-d unicode array, never a pickle): epoch and batch reached,
                                  the shuffle generator's state at the start of that epoch, the running sums
@@ -35,7 +36,7 @@ class TrainState:
     rng: Mapping[str, Any]  # the bit generator's state, as numpy gives and takes it
     epoch: int = 0
     step: int = 0
-    running: dict = field(default_factory=dict)    # RunningLogs of the batches done: {"sums": {...}, "count": n}
+    running: dict = field(default_factory=dict)    # RunningLogs.state() of the batches done: sums, count, metrics
     history: list = field(default_factory=list)
     finished: bool = False
     stopped: Optional[dict] = None                 # {"reason": ..., "message": ..., "epoch": e, "batch": b}
@@ -88,7 +89,8 @@ class Checkpoint:
         for name, array in slots.items():
             optimizer.state[name][...] = array
         optimizer.iterations = int(self.optimizer["iterations"])
-        optimizer.learning_rate = float(self.optimizer["learning_rate"])
+        if optimizer.schedule is None:  # a schedule's rate follows from the iterations
+            optimizer.learning_rate = float(self.optimizer["learning_rate"])
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -148,6 +150,20 @@ def _numbers_by_name(value) -> bool:
     return isinstance(value, dict) and all(type(v) in (int, float) for v in value.values())
 
 
+def _numbers(value) -> bool:
+    """A number, or a list of numbers or of such lists (a metric's totals)."""
+    return type(value) in (int, float) or (isinstance(value, list) and all(_numbers(v) for v in value))
+
+
+def _running(value) -> bool:
+    """RunningLogs.state(): loss sums, rows counted, and each metric's totals by name."""
+    metrics = value.get("metrics", {}) if isinstance(value, dict) else None
+    return value == {} or (
+        isinstance(value, dict) and {"sums", "count"} <= set(value) <= {"sums", "count", "metrics"}
+        and _numbers_by_name(value["sums"]) and _whole(value["count"], 0) and isinstance(metrics, dict)
+        and all(isinstance(totals, dict) and all(_numbers(v) for v in totals.values()) for totals in metrics.values()))
+
+
 def _rng_state(value) -> bool:
     """The state of numpy's PCG64 generator, which TrainState.fresh makes, as its `state` property gives it."""
     inner = value.get("state") if isinstance(value, dict) else None
@@ -178,9 +194,7 @@ _STATE_FIELDS = {
     "rng": (_rng_state, "the state of numpy's PCG64 generator"),
     "epoch": (lambda v: _whole(v, 0), "a whole number, at least 0"),
     "step": (lambda v: _whole(v, 0), "a whole number, at least 0"),
-    "running": (lambda v: v == {} or (isinstance(v, dict) and set(v) == {"sums", "count"}
-                                      and _numbers_by_name(v["sums"]) and _whole(v["count"], 0)),
-                '{} or {"sums": {name: number}, "count": rows}'),
+    "running": (_running, '{} or {"sums": {name: number}, "count": rows, "metrics": {name: {total: numbers}}}'),
     "history": (lambda v: isinstance(v, list) and all(_numbers_by_name(e) for e in v),
                 "a list of {name: number} objects, one per epoch"),
     "finished": (lambda v: type(v) is bool, "true or false"),

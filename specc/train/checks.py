@@ -11,7 +11,6 @@ from typing import Optional
 from ..errors import KeyPath, Problem, did_you_mean
 from ..graph import Graph
 from ..layers import show_shape
-from .losses import LOSSES
 from .objective import history_names, metric_names
 from .run import CHECKPOINT, HISTORY, RUN_FILES, SPEC
 
@@ -27,7 +26,7 @@ def has_validation(spec) -> Optional[bool]:
 
 def spec_history_names(spec, graph: Graph, validation: Optional[bool]) -> list[str]:
     """What a run of this spec logs each epoch."""
-    extra = tuple(name for callback in spec.fit.callbacks for name in callback.logs)
+    extra = spec.compile.optimizer.logs + tuple(name for callback in spec.fit.callbacks for name in callback.logs)
     return history_names(graph.outputs, metric_names(spec.compile, graph.outputs), validation, extra)
 
 
@@ -39,6 +38,7 @@ def check_training(spec, graph: Graph, validation: Optional[bool] = None) -> lis
         problems.append(Problem("give either `validation` or `validation_split`, not both",
                                 ("data", "validation_split")))
     _check_names(spec, graph, problems)
+    _check_losses_and_metrics(spec, graph, problems)
     validation = has_validation(spec) if validation is None else validation
     logged = spec_history_names(spec, graph, validation)
     for i, callback in enumerate(spec.fit.callbacks):
@@ -46,6 +46,9 @@ def check_training(spec, graph: Graph, validation: Optional[bool] = None) -> lis
         why = monitor_problem(callback, logged, validation)
         if why:
             problems.append(Problem(why, path + ("monitor",)))
+        conflict = callback.optimizer_problem(spec.compile.optimizer)
+        if conflict:
+            problems.append(Problem(conflict, path))
         for key, name in callback.files().items():
             for message in file_name_problems(callback, name, logged):
                 problems.append(Problem(message, path + (key,)))
@@ -145,15 +148,47 @@ def _check_class_weight(spec, graph: Graph, problems: list[Problem]):
                                 path))
         return
     (output,) = graph.outputs
-    loss = spec.compile.loss if isinstance(spec.compile.loss, str) else spec.compile.loss.get(output)
+    loss = spec.compile.loss_of(output)
     shape = graph.shapes[output]
-    if loss is None or not LOSSES[loss].classifies or len(shape) != 1:
+    if loss is None or not loss.classifies or len(shape) != 1:
         problems.append(Problem(f"class_weight weights classes, but output '{output}' of shape {show_shape(shape)} "
-                                f"with loss {loss} has none; give per-row weights with `data.train.sample_weight`",
-                                path))
+                                f"with loss {loss.type if loss else None} has none; give per-row weights with "
+                                "`data.train.sample_weight`", path))
         return
     classes = 2 if shape[-1] == 1 else shape[-1]
     for index in spec.fit.class_weight:
         if index >= classes:
             problems.append(Problem(f"class {index} is outside [0, {classes}) of output '{output}'", path + (index,),
                                     at_key=True))
+
+
+def _check_losses_and_metrics(spec, graph: Graph, problems: list[Problem]):
+    """A loss's `axis` is an axis of its output other than the rows', and class ids are along the last one;
+    each metric fits its output, and the metrics of one output log under distinct names."""
+    compile_spec = spec.compile
+    for out in graph.outputs:
+        loss, shape = compile_spec.loss_of(out), graph.shapes[out]
+        loss_at: KeyPath = ("compile", "loss", *((out,) if isinstance(compile_spec.loss, dict) else ()))
+        axis, rank = getattr(loss, "axis", None), len(shape) + 1
+        if axis is not None and not (1 <= axis < rank or -rank < axis <= -1):
+            problems.append(Problem(f"axis {axis} is not an axis of output '{out}' (rows, "
+                                    f"{', '.join(map(str, shape))}) other than the rows': give 1 to {rank - 1}, "
+                                    f"or -1 to {1 - rank}", loss_at + ("axis",)))
+        elif axis is not None and loss is not None and loss.targets == "labels" and axis not in (-1, rank - 1):
+            problems.append(Problem(f"targets of {loss.type} are class ids along the output's last axis; give "
+                                    "axis -1", loss_at + ("axis",)))
+        ignored = getattr(loss, "ignore_class", None)
+        if ignored is not None and not 0 <= ignored < shape[-1]:
+            problems.append(Problem(f"ignore_class {ignored} is not a class of output '{out}' ({shape[-1]} classes): "
+                                    f"targets are read as class ids in [0, {shape[-1]}), so give one of them",
+                                    loss_at + ("ignore_class",)))
+        seen: set[str] = set()
+        for i, metric in enumerate(compile_spec.metrics_of(out)):
+            at: KeyPath = ("compile", "metrics", *((out,) if isinstance(compile_spec.metrics, dict) else ()), i)
+            why = metric.problem(loss, shape) if loss is not None else None
+            if why:
+                problems.append(Problem(f"{metric.type} on output '{out}': {why}", at))
+            if metric.column in seen:
+                problems.append(Problem(f"two metrics of output '{out}' log '{metric.column}'; give one a `name:` "
+                                        "(its history column)", at))
+            seen.add(metric.column)

@@ -18,6 +18,7 @@ from .checkpoint import TrainState
 from .objective import Objective, log_name
 from .optimizers import NonFiniteGradients, Optimizer
 from .progress import Progress
+from .regularization import WeightRules
 from .run import RunFiles
 
 
@@ -40,65 +41,84 @@ def losses(graph: Graph, objective: Objective, values: dict, batch: Dataset):
 
 
 def train_step(graph: Graph, params: Parameters, optimizer: Optimizer, objective: Objective, batch: Dataset,
-               training: Training):
-    """One optimizer step; returns (total loss, per-output losses, outputs). `training` seeds the step's noise.
+               training: Training, rules: Optional[WeightRules] = None):
+    """One optimizer step; returns (total loss, per-output losses, outputs). `training` seeds the step's noise;
+    the total includes the layers' penalties (activity and weight regularizers), as Keras' logged loss does;
+    `rules` constrains the weights after the step.
 
     A loss that is not finite takes no step (the caller stops on it); gradients that are not finite raise
     NonFiniteGradients carrying the loss, and take no step either."""
     values, tape = graph.forward(params, batch.inputs, training)
     total, per_output, output_grads = losses(graph, objective, values, batch)
+    total += sum(training.losses)
     outputs = {o: values[o] for o in graph.outputs}
     if not math.isfinite(total):
         return total, per_output, outputs
     params.grads[...] = 0
     graph.backward(params, tape, output_grads)
+    if rules is not None:
+        total += rules.penalize()
     try:
         optimizer.step(params.trainable, params.trainable_grads)
     except NonFiniteGradients as e:
         e.loss = total
         raise
+    if rules is not None:
+        rules.constrain()
     return total, per_output, outputs
 
 
 class RunningLogs:
-    """Sample-weighted means of losses and metrics over the batches of an epoch."""
+    """Losses and metrics over the batches of an epoch so far, as Keras reports them: each loss a mean of its
+    batch values weighted by the batches' rows; each metric from its totals over every batch (a mean metric's
+    values summed and counted; precision, AUC... from their counts). `state()` is JSON: checkpoints keep it
+    so a run resumed mid-epoch ends the epoch with the same numbers."""
 
     def __init__(self, graph: Graph, objective: Objective, prefix: str = ""):
         self.graph, self.objective, self.prefix = graph, objective, prefix
         self.sums: dict[str, float] = {}
         self.count = 0
+        names = graph.outputs
+        self.metrics = {log_name(o, column, names): (o, metric.start())
+                        for o in names for column, metric in objective.metrics[o].items()}
 
     def add(self, total: float, per_output: dict, outputs: dict, targets: dict, rows: int):
         entries = {"loss": total}
-        names = self.graph.outputs
-        if len(names) > 1:
-            entries.update({f"{o}_loss": per_output[o] for o in names})
-        for o in names:
-            for metric, fn in self.objective.metrics[o].items():
-                entries[log_name(o, metric, names)] = fn(outputs[o], targets[o])
+        if len(self.graph.outputs) > 1:
+            entries.update({f"{o}_loss": per_output[o] for o in self.graph.outputs})
         for k, v in entries.items():
             self.sums[k] = self.sums.get(k, 0.0) + v * rows
         self.count += rows
+        for output, metric in self.metrics.values():
+            metric.update(outputs[output], targets[output])
 
     def means(self) -> dict[str, float]:
-        return {self.prefix + k: v / max(self.count, 1) for k, v in self.sums.items()}
+        logs = {self.prefix + k: v / max(self.count, 1) for k, v in self.sums.items()}
+        logs.update({self.prefix + name: metric.result() for name, (_, metric) in self.metrics.items()})
+        return logs
 
     def state(self) -> dict:
-        return {"sums": dict(self.sums), "count": self.count}
+        return {"sums": dict(self.sums), "count": self.count,
+                "metrics": {name: metric.state() for name, (_, metric) in self.metrics.items()}}
 
     def restore(self, state: dict):
-        self.sums, self.count = dict(state.get("sums", {})), state.get("count", 0)
+        self.sums = {k: v for k, v in state.get("sums", {}).items() if k not in self.metrics}
+        self.count = state.get("count", 0)
+        for name, saved in state.get("metrics", {}).items():
+            if name in self.metrics:
+                self.metrics[name][1].restore(saved)
 
 
 @managed()  # BLAS threads per product while the loop runs
 def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Dataset, batch_size: int,
              prefix: str = "") -> dict[str, float]:
     logs = RunningLogs(graph, objective, prefix)
+    penalty = WeightRules(graph, params).penalty()  # in the loss, as Keras' evaluate counts it
     for index in batches(data.rows, batch_size):
         batch = data.take(index)
         values, _ = graph.forward(params, batch.inputs, training=False)
         total, per_output, _ = losses(graph, objective, values, batch)
-        logs.add(total, per_output, values, batch.targets, batch.rows)
+        logs.add(total + penalty, per_output, values, batch.targets, batch.rows)
     return logs.means()
 
 
@@ -134,8 +154,9 @@ class _Loop:
         self.graph, self.params, self.optimizer, self.objective = graph, params, optimizer, objective
         self.config, self.state, self.progress = config, state, config.progress
         self.pending: list[str] = []  # callbacks' words at the end of an epoch, shown after its line
+        self.rules = WeightRules(graph, params)
         self.trainer = Trainer(params, optimizer, state, list(config.callbacks),
-                               config.files or RunFiles(Path.cwd()), self.pending.append)
+                               config.files or RunFiles(Path.cwd()), self.pending.append, objective.upwards)
         self.say = self.progress.message if self.progress else (lambda text, always=False: None)
 
     def run(self, train: Dataset, validation: Optional[Dataset]) -> bool:
@@ -169,7 +190,8 @@ class _Loop:
             batch = train.take(index)
             try:
                 total, per_output, outputs = train_step(self.graph, self.params, self.optimizer, self.objective,
-                                                        batch, Training(self.config.seed, (state.epoch, step)))
+                                                        batch, Training(self.config.seed, (state.epoch, step)),
+                                                        self.rules)
                 bad = None if math.isfinite(total) else total
             except NonFiniteGradients as e:
                 total, bad = e.loss, "gradients"
@@ -205,6 +227,8 @@ class _Loop:
         if validation is not None:
             epoch_logs.update(evaluate(self.graph, self.params, self.objective, validation, self.config.batch_size,
                                        prefix="val_"))
+        if self.optimizer.schedule is not None:  # the rate of the next step, as ReduceLROnPlateau logs its own
+            epoch_logs["learning_rate"] = self.optimizer.learning_rate
         state.history.append(epoch_logs)
         stop_training = False
         for cb in trainer.callbacks:  # every callback sees the epoch, as in Keras, even after one said stop

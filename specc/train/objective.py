@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..graph import Graph
-from .losses import LOSSES, Loss
-from .metrics import METRICS, MetricFunction
+from .losses import LossSettings
+from .metrics import MetricSettings
 
 
 def log_name(output: str, what: str, outputs: list[str]) -> str:
@@ -16,10 +16,8 @@ def log_name(output: str, what: str, outputs: list[str]) -> str:
 
 
 def metric_names(compile_spec, outputs: list[str]) -> dict[str, list[str]]:
-    """Each output's metrics by their own names (`acc` is `accuracy`)."""
-    wanted = compile_spec.metrics
-    return {o: [METRICS.canonical(n) or n for n in (wanted.get(o, []) if isinstance(wanted, dict) else wanted)]
-            for o in outputs}
+    """Each output's metrics by their history columns: their `name:`, else their type (`acc` is `accuracy`)."""
+    return {o: [metric.column for metric in compile_spec.metrics_of(o)] for o in outputs}
 
 
 def history_names(outputs: list[str], metrics: dict[str, list[str]], validation: Optional[bool],
@@ -39,17 +37,31 @@ def history_names(outputs: list[str], metrics: dict[str, list[str]], validation:
 
 @dataclass
 class Objective:
-    losses: dict[str, Loss]
-    loss_names: dict[str, str]
+    losses: dict[str, LossSettings]
     weights: dict[str, float]
-    metrics: dict[str, dict[str, MetricFunction]]
+    metrics: dict[str, dict[str, MetricSettings]]  # per output, by history column: each as it computes there
+
+    @property
+    def loss_names(self) -> dict[str, str]:
+        """Each output's loss by its registered name."""
+        return {o: loss.type for o, loss in self.losses.items()}
+
+    def upwards(self, logged: str) -> Optional[bool]:
+        """Whether a larger value of a logged name is better (Keras' metric direction): False for losses, None
+        for a name no metric logs."""
+        name, outputs = logged.removeprefix("val_"), list(self.losses)
+        if name == "loss" or name in (f"{o}_loss" for o in outputs):
+            return False
+        for o, metrics in self.metrics.items():
+            for column, metric in metrics.items():
+                if log_name(o, column, outputs) == name:
+                    return metric.direction == "up"
+        return None
 
     @classmethod
     def from_compile(cls, compile_spec, graph: Graph) -> "Objective":
         outputs = graph.outputs
-        loss = compile_spec.loss
-        names = {o: loss[o] if isinstance(loss, dict) else loss for o in outputs}
-        losses = {o: LOSSES[name] for o, name in names.items()}
+        losses = {o: compile_spec.loss_of(o) for o in outputs}
         given = compile_spec.loss_weights
         if given is None:
             weights = {o: 1.0 for o in outputs}
@@ -57,6 +69,6 @@ class Objective:
             weights = dict(zip(outputs, given))
         else:
             weights = {o: given.get(o, 1.0) for o in outputs}
-        metrics = {o: {name: METRICS[name](losses[o], graph.shapes[o]) for name in wanted}
-                   for o, wanted in metric_names(compile_spec, outputs).items()}
-        return cls(losses, names, weights, metrics)
+        metrics = {o: {metric.column: metric.for_output(losses[o], graph.shapes[o])
+                       for metric in compile_spec.metrics_of(o)} for o in outputs}
+        return cls(losses, weights, metrics)

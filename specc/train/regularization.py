@@ -31,6 +31,10 @@ class WeightRules:
                 if rule is not None:
                     self.constrained.append((weights[name], constraint(rule)))
 
+    def penalty(self) -> float:
+        """The sum of the penalties."""
+        return sum(rule.penalty(weight) for weight, _, rule in self.penalized)
+
     def penalize(self) -> float:
         """Add each regularizer's gradient into its weight's gradient; the sum of the penalties."""
         total = 0.0

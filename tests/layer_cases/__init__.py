@@ -17,6 +17,7 @@ class Case:
     dtype: str = "float32"
     named: dict = field(default_factory=dict)
     keras_training: bool = True  # False for layers that draw noise: their training step cannot match Keras'
+    keras_module: Optional[str] = None  # where Keras' class is when not in keras.layers ("keras_hub.layers")
 
     @property
     def id(self) -> str:
@@ -25,8 +26,8 @@ class Case:
 
 
 def case(entry: dict, *shapes: tuple, dtype: str = "float32", named: Optional[dict] = None,
-         keras_training: bool = True) -> Case:
-    return Case(entry, shapes, dtype, named or {}, keras_training)
+         keras_training: bool = True, keras_module: Optional[str] = None) -> Case:
+    return Case(entry, shapes, dtype, named or {}, keras_training, keras_module)
 
 
 

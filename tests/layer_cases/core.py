@@ -12,19 +12,12 @@ CASES = {
     "Concatenate": [case({"type": "Concatenate"}, (3,), (2,)),
                     case({"type": "Concatenate", "axis": 1}, (2, 3), (1, 3)),
                     case({"type": "Concatenate", "axis": -2}, (2, 3), (1, 3), (3, 3))],
-    # one case for each way Conv2D computes (see specc/layers/conv.py)
-    "Conv2D": [case({"type": "Conv2D", "filters": 3, "kernel_size": 3, "padding": "same"}, (5, 5, 2)),  # direct
-               case({"type": "Conv2D", "filters": 4, "kernel_size": [2, 3], "strides": 2, "activation": "relu"},
-                    (6, 7, 2)),  # direct, strided
-               case({"type": "Conv2D", "filters": 10, "kernel_size": [3, 2], "strides": [1, 2], "padding": "same",
-                     "activation": "sigmoid"}, (5, 6, 3)),  # im2col, uneven padding
-               case({"type": "Conv2D", "filters": 9, "kernel_size": 3, "padding": "same", "activation": "tanh"},
-                    (4, 5, 16)),  # Winograd
-               case({"type": "Conv2D", "filters": 5, "kernel_size": 1, "strides": 2, "use_bias": False},
-                    (5, 5, 3))],  # pointwise
     "Dense": [case({"type": "Dense", "units": 4, "activation": "tanh"}, (5,)),
               case({"type": "Dense", "units": 3, "activation": "softmax"}, (2, 5)),
-              case({"type": "Dense", "units": 2, "use_bias": False}, (4,))],
+              case({"type": "Dense", "units": 2, "use_bias": False}, (4,)),
+              # on the last axis of rank 3 and 4 inputs
+              case({"type": "Dense", "units": 3, "activation": "relu"}, (4, 5)),
+              case({"type": "Dense", "units": 2, "activation": "sigmoid"}, (2, 3, 4))],
     "Embedding": [case({"type": "Embedding", "input_dim": 7, "output_dim": 3}, (4,), dtype="int32"),
                   case({"type": "Embedding", "input_dim": 5, "output_dim": 2}, (2, 3), dtype="int32")],
     "Flatten": [case({"type": "Flatten"}, (3, 2, 2))],
