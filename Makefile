@@ -21,7 +21,7 @@ setup: $(BIN)/specc
 digits: setup  ## train the shipped example: handwritten digits, ~98% validation accuracy
 	$(BIN)/specc train specs/digits.yaml --overwrite
 
-test: $(VENV)/.extra-test
+test: $(VENV)/.extra-test $(VENV)/.extra-keras $(VENV)/.extra-onnx  ## the tests, with Keras and onnxruntime to compare with
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.extra-lint  ## ruff (style, imports, likely bugs) and mypy (types) over the package

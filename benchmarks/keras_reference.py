@@ -193,10 +193,89 @@ def conv_autoencoder(keras):
     x = L.Conv2DTranspose(32, 3, strides=2, activation="relu", padding="same", name="conv2d_transpose_1")(x)
     return keras.Model(noisy, L.Conv2D(1, 3, activation="sigmoid", padding="same", name="clean")(x))
 
+
+
+def position_embedding(keras, sequence_length: int, name: str):
+    """Keras-Hub's PositionEmbedding (not a keras.layers class): the first `steps` rows of a learned
+    (sequence_length, features) table `embeddings`, broadcast over the batch; the input gives only its shape."""
+
+    class PositionEmbedding(keras.layers.Layer):
+        def build(self, input_shape):
+            self.embeddings = self.add_weight(shape=(sequence_length, input_shape[-1]), name="embeddings",
+                                              initializer="glorot_uniform")
+
+        def call(self, inputs):
+            shape = keras.ops.shape(inputs)
+            return keras.ops.broadcast_to(self.embeddings[:shape[-2]], shape)
+
+    return PositionEmbedding(name=name)
+
+
+def transformer_classifier(keras):
+    L = keras.layers
+    tokens = keras.Input((200,), dtype="int32", name="tokens")
+    token_emb = L.Embedding(20000, 32, name="token_emb")(tokens)
+    x = L.Add(name="embedded")([token_emb, position_embedding(keras, 200, "pos_emb")(token_emb)])
+    attended = L.Dropout(0.1, name="dropout1")(L.MultiHeadAttention(2, 32, name="attention")(x, x))
+    x = L.LayerNormalization(epsilon=1e-6, name="layernorm1")(L.Add(name="residual1")([x, attended]))
+    ffn = L.Dense(32, name="ffn_2")(L.Dense(32, activation="relu", name="ffn_1")(x))
+    x = L.Add(name="residual2")([x, L.Dropout(0.1, name="dropout2")(ffn)])
+    x = L.GlobalAveragePooling1D(name="pooled")(L.LayerNormalization(epsilon=1e-6, name="layernorm2")(x))
+    x = L.Dense(20, activation="relu", name="dense")(L.Dropout(0.1, name="dropout3")(x))
+    return keras.Model(tokens, L.Dense(2, activation="softmax", name="predictions")(L.Dropout(0.1, name="dropout4")(x)))
+
+
+def timeseries_transformer(keras):
+    L = keras.layers
+    series = keras.Input((500, 1), name="series")
+    x = series
+    for block in (1, 2, 3, 4):
+        p = f"block{block}_"
+        normed = L.LayerNormalization(epsilon=1e-6, name=f"{p}norm1")(x)
+        attended = L.MultiHeadAttention(4, 256, dropout=0.25, name=f"{p}attention")(normed, normed)
+        res = L.Add(name=f"{p}residual1")([L.Dropout(0.25, name=f"{p}dropout1")(attended), x])
+        normed = L.LayerNormalization(epsilon=1e-6, name=f"{p}norm2")(res)
+        y = L.Conv1D(4, 1, activation="relu", name=f"{p}conv1")(normed)
+        y = L.Conv1D(1, 1, name=f"{p}conv2")(L.Dropout(0.25, name=f"{p}dropout2")(y))
+        x = L.Add(name=f"{p}residual2")([y, res])
+    x = L.GlobalAveragePooling1D(data_format="channels_first", name="pooled")(x)  # over the one feature
+    x = L.Dropout(0.4, name="mlp_dropout")(L.Dense(128, activation="relu", name="mlp")(x))
+    return keras.Model(series, L.Dense(2, activation="softmax", name="label")(x))
+
+
+def bidirectional_imdb(keras):
+    L = keras.layers
+    tokens = keras.Input((200,), dtype="int32", name="tokens")
+    x = L.Embedding(20000, 128, name="embedding")(tokens)
+    x = L.Bidirectional(L.LSTM(64, return_sequences=True, name="lstm"), name="bidirectional")(x)
+    x = L.Bidirectional(L.LSTM(64, name="lstm"), name="bidirectional_1")(x)
+    return keras.Model(tokens, L.Dense(1, activation="sigmoid", name="predictions")(x))
+
+
+def lstm_seq2seq(keras):
+    L = keras.layers
+    encoder_inputs = keras.Input((16, 71), name="encoder_inputs")
+    decoder_inputs = keras.Input((59, 93), name="decoder_inputs")
+    _, h, c = L.LSTM(256, return_state=True, name="encoder")(encoder_inputs)
+    decoded, _, _ = L.LSTM(256, return_sequences=True, return_state=True, name="decoder")(
+        decoder_inputs, initial_state=[h, c])
+    return keras.Model([encoder_inputs, decoder_inputs], L.Dense(93, activation="softmax", name="dense")(decoded))
+
+
+def masked_gru(keras):
+    L = keras.layers
+    tokens = keras.Input((200,), dtype="int32", name="tokens")
+    x = L.Embedding(5000, 16, mask_zero=True, name="embedding")(tokens)
+    x = L.GRU(32, name="gru")(x)
+    return keras.Model(tokens, L.Dense(1, activation="sigmoid", name="predictions")(x))
+
+
 MODELS = {"digits": digits, "digits_convnet": digits_convnet, "dense": dense, "headline": headline,
           "shared_lstm": shared_lstm, "shared_vision": shared_vision, "inception": inception, "residual": residual,
           "mnist_convnet": mnist_convnet, "text_classifier": text_classifier, "timeseries_fcn": timeseries_fcn,
-          "mini_xception": mini_xception, "conv_autoencoder": conv_autoencoder}
+          "mini_xception": mini_xception, "conv_autoencoder": conv_autoencoder,
+          "transformer_classifier": transformer_classifier, "timeseries_transformer": timeseries_transformer,
+          "bidirectional_imdb": bidirectional_imdb, "lstm_seq2seq": lstm_seq2seq, "masked_gru": masked_gru}
 
 def build(spec: str, backend: Optional[str] = None):
     """The Keras model of specs/<spec>.yaml, untrained."""

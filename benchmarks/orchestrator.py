@@ -14,7 +14,7 @@ from .extras import first_batch_times, validate_times
 from .machine import PACKAGES, commit, cpu_model, memory_gb, thread_env, version
 from .report import inference_table, table, training_table
 from .timing import matmul_gflops
-from .workers import installed, run_worker
+from .workers import TRAINERS, installed, run_worker
 
 
 def measure_rows(args, frameworks: list[str]) -> dict[tuple[str, str], dict]:
@@ -25,9 +25,12 @@ def measure_rows(args, frameworks: list[str]) -> dict[tuple[str, str], dict]:
             print(f"  {name:<14} {framework:<12}", end="", flush=True, file=sys.stderr)
             try:
                 r = run_worker(["--worker", framework, "--arch", name, "--repeats", str(args.repeats)]
-                               + (["--quick"] if args.quick else []), thread_env(args.threads))
+                               + (["--quick"] if args.quick else [])
+                               + (["--inference-only"] if args.inference_only else []), thread_env(args.threads))
                 results[(framework, name)] = r
-                print(f" {r['median_s']:.3f} s/epoch (warm-up {r['warmup_s']:.2f} s)", file=sys.stderr)
+                trained = f"{r['median_s']:.3f} s/epoch (warm-up {r['warmup_s']:.2f} s), " if "median_s" in r else ""
+                print(f" {trained}{r['predict_samples_per_s']:.0f} samples/s, batch 1 {r['latency_s'] * 1e3:.2f} ms",
+                      file=sys.stderr)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 print(f" failed\n{e}", file=sys.stderr)
     return results
@@ -61,13 +64,15 @@ def orchestrate(args) -> None:
         print(f"not installed (shown as n/a): {', '.join(missing)}; pip install -e '.[bench]'")
 
     results = measure_rows(args, available)
+    if not args.inference_only:
+        print()
+        print(f"Training: median seconds per epoch of {args.repeats} timed epoch(s) after a warm-up epoch")
+        print(training_table(results, args.arch, [f for f in args.frameworks if f in TRAINERS], args.quick))
     print()
-    print(f"Training: median seconds per epoch of {args.repeats} timed epoch(s) after a warm-up epoch")
-    print(training_table(results, args.arch, args.frameworks, args.quick))
-    print()
-    print("Inference: samples/s of predict over the same data, same batch size (median after a warm-up)")
+    print("Inference: samples/s of predict over the same data at the benchmark batch size (median after a "
+          "warm-up), and the median latency of predicting one sample (batch 1), ms")
     print(inference_table(results, args.arch, args.frameworks))
-    extras = run_extras(args) if not args.no_extras and "specc" in available else {}
+    extras = run_extras(args) if not (args.no_extras or args.inference_only) and "specc" in available else {}
 
     load_after = os.getloadavg()
     gflops_after = matmul_gflops()
@@ -86,7 +91,7 @@ def orchestrate(args) -> None:
     if args.save:
         Path(args.save).write_text(json.dumps({
             "started": started.isoformat(), "commit": commit(), "quick": args.quick, "repeats": args.repeats,
-            "threads": args.threads,
+            "threads": args.threads, "inference_only": args.inference_only,
             "results": list(results.values()), "extras": extras, "load_before": load_before,
             "load_after": load_after, "matmul_gflops": [gflops_before, gflops_after], "cpu": cpu_model(),
             "cpus": os.cpu_count(), "versions": {p: version(p) for p in PACKAGES}}, indent=2))

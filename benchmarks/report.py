@@ -49,8 +49,32 @@ def training_table(results: dict, archs: list[str], frameworks: list[str], quick
     return table(header, rows)
 
 
+def fmt_ms(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "n/a"
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
+
+
 def inference_table(results: dict, archs: list[str], frameworks: list[str]) -> str:
-    header = ["architecture (predict, samples/s)", *frameworks]
-    rows = [[ARCHS[name].label, *[fmt_rate(results.get((f, name), {}).get("predict_samples_per_s"))
-                                  for f in frameworks]] for name in archs]
+    """Per architecture: each framework's samples/s at the benchmark batch size, then its batch-1 latency;
+    with specc and onnxruntime both there, specc's throughput over onnxruntime's (above 1: specc ahead) and
+    its latency over onnxruntime's (below 1: specc ahead)."""
+    header = ["architecture", "batch", *[f"{f} samples/s" for f in frameworks],
+              *[f"{f} batch-1 ms" for f in frameworks]]
+    compare = "specc" in frameworks and "onnxruntime" in frameworks
+    if compare:
+        header += ["specc / onnxruntime samples/s", "specc / onnxruntime latency"]
+    rows = []
+    for name in archs:
+        got = {f: results.get((f, name), {}) for f in frameworks}
+        rate = {f: got[f].get("predict_samples_per_s") for f in frameworks}
+        latency = {f: got[f].get("latency_s") for f in frameworks}
+        row = [ARCHS[name].label, str(ARCHS[name].batch), *[fmt_rate(rate[f]) for f in frameworks],
+               *[fmt_ms(latency[f]) for f in frameworks]]
+        if compare:
+            row += [f"{rate['specc'] / rate['onnxruntime']:.2f}" if rate["specc"] and rate["onnxruntime"] else "n/a",
+                    f"{latency['specc'] / latency['onnxruntime']:.2f}" if latency["specc"] and latency["onnxruntime"]
+                    else "n/a"]
+        rows.append(row)
     return table(header, rows)

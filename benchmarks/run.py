@@ -1,12 +1,15 @@
-"""Side-by-side training benchmark: specc against PyTorch (eager) and Keras 3 (JAX and torch backends).
+"""Side-by-side training and inference benchmark: specc against PyTorch (eager), Keras 3 (JAX and torch
+backends) and, for inference, onnxruntime on the model specc exports.
 
-    python benchmarks/run.py [--arch dense headline ...] [--frameworks specc torch keras-jax keras-torch]
-                             [--repeats 3] [--quick] [--no-extras] [--save results.json]
+    python benchmarks/run.py [--arch dense headline ...]
+                             [--frameworks specc torch keras-jax keras-torch onnxruntime]
+                             [--repeats 3] [--quick] [--no-extras] [--inference-only] [--save results.json]
 
 Each guide architecture (specs/*.yaml) is trained for a fixed number of random samples at the same batch
 size by every framework, one fresh worker process per (framework, architecture), frameworks alternating
 within each architecture. A worker builds the model, makes the data, runs one warm-up epoch (compilation,
-caches) and then --repeats timed epochs; the table shows the median. Frameworks that are not installed
+caches) and then --repeats timed epochs; the table shows the median. Then it predicts over the same data
+at the same batch size (samples/s), and one sample at a time (batch-1 latency). Frameworks that are not installed
 show as n/a; PyTorch, Keras and JAX are the optional `bench` extra (`pip install -e '.[bench]'`).
 
 Extras (specc only): `specc validate` wall time per spec, and the time from process start to the first
@@ -43,6 +46,8 @@ def main():
     parser.add_argument("--threads", type=int, help="cap every framework's compute threads (BLAS, OpenMP, "
                         "Numba, XLA) with environment variables; default: each framework's own default")
     parser.add_argument("--no-extras", action="store_true", help="only the training and inference tables")
+    parser.add_argument("--inference-only", action="store_true", help="no training: only the inference table "
+                        "(implies --no-extras)")
     parser.add_argument("--save", metavar="JSON", help="also write every measurement to this file")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--first-batch", metavar="SPEC", help=argparse.SUPPRESS)
@@ -52,7 +57,7 @@ def main():
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     if args.worker:
-        print(json.dumps(training_worker(args.worker, args.arch[0], args.repeats, args.quick)))
+        print(json.dumps(training_worker(args.worker, args.arch[0], args.repeats, args.quick, args.inference_only)))
     elif args.first_batch:
         print(json.dumps(first_batch_worker(args.first_batch, args.t0 if args.t0 is not None else time.time())))
     else:

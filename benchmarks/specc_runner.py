@@ -14,4 +14,9 @@ def specc_work(arch: Arch, model, inputs: dict, targets: dict) -> Work:
     def infer():
         model.predict(inputs, batch_size=arch.batch)
 
-    return model.count_params(), epoch, infer
+    first = {name: array[:1] for name, array in inputs.items()}
+
+    def infer_one():
+        model.predict(first, batch_size=1)
+
+    return model.count_params(), epoch, infer, infer_one

@@ -123,9 +123,46 @@ def torch_modules():
         def forward(self, image):
             return (self.exit(self.blocks(self.entry(image / 255.0))),)
 
+    class BidirectionalIMDB(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(20000, 128)
+            self.bidirectional = nn.LSTM(128, 64, batch_first=True, bidirectional=True)
+            self.bidirectional_1 = nn.LSTM(128, 64, batch_first=True, bidirectional=True)
+            self.predictions = nn.Linear(128, 1)
+
+        def forward(self, tokens):
+            sequences, _ = self.bidirectional(self.embedding(tokens))
+            _, (h, _) = self.bidirectional_1(sequences)
+            return (self.predictions(torch.cat([h[0], h[1]], dim=1)),)
+
+    class TransformerClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token_emb = nn.Embedding(20000, 32)
+            self.pos_emb = nn.Parameter(torch.zeros(200, 32))
+            # Keras' MultiHeadAttention(num_heads=2, key_dim=32): heads of 32 each, which nn.MultiheadAttention
+            # (heads splitting the embedding) cannot make
+            self.query, self.key, self.value = nn.Linear(32, 64), nn.Linear(32, 64), nn.Linear(32, 64)
+            self.attention_output = nn.Linear(64, 32)
+            self.norm1, self.norm2 = nn.LayerNorm(32, eps=1e-6), nn.LayerNorm(32, eps=1e-6)
+            self.ffn = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32), nn.Dropout(0.1))
+            self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(32, 20), nn.ReLU(), nn.Dropout(0.1), nn.Linear(20, 2))
+            self.dropout = nn.Dropout(0.1)
+
+        def forward(self, tokens):
+            x = self.token_emb(tokens) + self.pos_emb
+            heads = [f(x).view(len(x), -1, 2, 32).transpose(1, 2) for f in (self.query, self.key, self.value)]
+            attended = torch.nn.functional.scaled_dot_product_attention(*heads)
+            attended = self.attention_output(attended.transpose(1, 2).reshape(len(x), -1, 64))
+            x = self.norm1(x + self.dropout(attended))
+            x = self.norm2(x + self.ffn(x))
+            return (self.head(x.mean(dim=1)),)
+
     return {"dense": Dense, "headline": Headline, "shared_lstm": SharedLSTM, "shared_vision": SharedVision,
             "inception": Inception, "residual": Residual, "mnist_convnet": MnistConvnet,
-            "timeseries_fcn": TimeseriesFCN, "mini_xception": MiniXception}
+            "timeseries_fcn": TimeseriesFCN, "mini_xception": MiniXception, "bidirectional_imdb": BidirectionalIMDB,
+            "transformer_classifier": TransformerClassifier}
 
 
 def torch_optimizer(config, parameters):
@@ -149,8 +186,10 @@ def torch_loss(name: str):
 
 
 def torch_params(net) -> int:
-    """Parameters, less nn.LSTM's second bias vector (bias_hh), which Keras and specc do not have."""
-    return sum(p.numel() for name, p in net.named_parameters() if "bias_hh" not in name)
+    """Parameters, less nn.LSTM's second bias vector (bias_hh), which Keras and specc do not have, plus the
+    statistics BatchNorm keeps (running mean and variance), which Keras and specc count as weights."""
+    learned = sum(p.numel() for name, p in net.named_parameters() if "bias_hh" not in name)
+    return learned + sum(b.numel() for b in net.buffers() if b.is_floating_point())
 
 
 def torch_work(arch_name: str, arch: Arch, model, inputs: dict, targets: dict) -> Work:

@@ -14,8 +14,10 @@ from .timing import time_epochs_and_predictions
 from .workloads import ARCHS, Work, make_data, spec_model
 
 RUN = Path(__file__).with_name("run.py")
-FRAMEWORKS = ["specc", "torch", "keras-jax", "keras-torch"]
-NEEDS = {"specc": ["specc"], "torch": ["torch"], "keras-jax": ["keras", "jax"], "keras-torch": ["keras", "torch"]}
+FRAMEWORKS = ["specc", "torch", "keras-jax", "keras-torch", "onnxruntime"]
+NEEDS = {"specc": ["specc"], "torch": ["torch"], "keras-jax": ["keras", "jax"], "keras-torch": ["keras", "torch"],
+         "onnxruntime": ["onnx", "onnxruntime"]}
+TRAINERS = FRAMEWORKS[:4]  # onnxruntime only runs inference, on the model specc exports
 
 
 def installed(framework: str) -> bool:
@@ -27,6 +29,9 @@ def framework_work(framework: str, arch_name: str, model, inputs: dict, targets:
     if framework == "specc":
         from .specc_runner import specc_work
         return specc_work(arch, model, inputs, targets)
+    if framework == "onnxruntime":
+        from .onnxruntime_peer import onnxruntime_work
+        return onnxruntime_work(arch, model, inputs, targets)
     if framework == "torch":
         from .torch_peer import torch_work
         return torch_work(arch_name, arch, model, inputs, targets)
@@ -34,17 +39,18 @@ def framework_work(framework: str, arch_name: str, model, inputs: dict, targets:
     return keras_work(framework.split("-", 1)[1], arch_name, arch, model, inputs, targets)
 
 
-def training_worker(framework: str, arch_name: str, repeats: int, quick: bool) -> dict:
-    """One benchmark row of one framework: parameter count, epoch and inference times."""
+def training_worker(framework: str, arch_name: str, repeats: int, quick: bool, inference_only: bool = False) -> dict:
+    """One benchmark row of one framework: parameter count, epoch (unless inference_only) and inference times."""
     arch = ARCHS[arch_name]
     model = spec_model(arch)
     rows = arch.rows(quick)
-    params, epoch, infer = framework_work(framework, arch_name, model, *make_data(model, rows))
+    params, epoch, infer, infer_one = framework_work(framework, arch_name, model, *make_data(model, rows))
     if params != model.count_params():
         print(f"warning: {framework} {arch_name} has {params} parameters, specc {model.count_params()}: "
               "the models differ", file=sys.stderr)
+    timings = time_epochs_and_predictions(None if inference_only else epoch, infer, infer_one, rows, repeats)
     result = {"framework": framework, "arch": arch_name, "rows": rows, "batch": arch.batch, "params": params,
-              "specc_params": model.count_params(), **time_epochs_and_predictions(epoch, infer, rows, repeats)}
+              "specc_params": model.count_params(), **timings}
     if framework in ("torch", "keras-torch"):
         import torch
         result["threads"] = torch.get_num_threads()

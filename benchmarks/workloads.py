@@ -31,6 +31,9 @@ ARCHS = {
     # keras.io examples at their published sizes
     "mnist_convnet": Arch("mnist_convnet.yaml", "MNIST convnet + Dropout, 28x28x1", 8192, 128),
     "timeseries_fcn": Arch("timeseries_fcn.yaml", "timeseries FCN, Conv1D + BatchNormalization, 500 steps", 2048, 32),
+    "bidirectional_imdb": Arch("bidirectional_imdb.yaml", "IMDB Bidirectional LSTM(64) x2, 200 tokens", 1024, 32),
+    "transformer_classifier": Arch("transformer_classifier.yaml", "transformer text classifier, 200 tokens", 4096,
+                                   32),
     "mini_xception": Arch("mini_xception.yaml", "mini-Xception, SeparableConv2D + BN + residuals, 180x180x3", 64, 16),
 }
 

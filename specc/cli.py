@@ -1,6 +1,7 @@
 """The `specc` command: thin click commands over the library API."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -140,7 +141,12 @@ def render(spec):
               help="json: one JSON object per epoch on standard output, for machines.")
 @click.option("--force", is_flag=True, help="Train even when a training step seems not to fit in this machine's "
                                             "memory.")
-def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_format, force):
+@click.option("--engine", type=click.Choice(["numba", "keras"]), default="numba", show_default=True,
+              help="keras: Keras 3's fit on every device JAX sees (GPUs, TPUs, several hosts), data parallel; "
+                   "needs pip install 'specc[keras]'.")
+@click.option("--devices", type=click.IntRange(min=1), help="With --engine keras: how many local devices to use "
+                                                           "(default: all).")
+def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_format, force, engine, devices):
     """Train from the data the spec names; write weights.npz, history.csv, checkpoint.npz and spec.yaml to --out.
 
     Ctrl-C (or SIGTERM) stops after the current batch, saves a checkpoint and says how to --resume."""
@@ -149,6 +155,8 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
     from .model import load
     from .train.progress import Progress
     from .train.run import train_in_folder
+    if devices is not None and engine != "keras":
+        raise click.UsageError("--devices chooses the devices of --engine keras")
     if resume:
         for flag, given in (("--weights", weights), ("--overwrite", overwrite)):
             if given:
@@ -158,6 +166,16 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
     elif spec is None:
         raise click.UsageError("Missing argument 'SPEC' (or --resume DIR to continue a run).")
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    if engine == "keras":
+        with _keras_needed():
+            from .keras.engine import train_with_keras
+            run, state = train_with_keras(spec, Path(out) if out else None, Path(resume) if resume else None,
+                                          epochs, batch_size, weights, overwrite, devices, say,
+                                          quiet or log_format == "json")
+        if (state.stopped or {}).get("reason") == "interrupted":
+            sys.exit(EXIT_INTERRUPTED)
+        say(f"Saved {run.weights}, history.csv, checkpoint.npz and spec.yaml")
+        return
     model, run = train_in_folder(
         load, spec, Path(out) if out else None, Path(resume) if resume else None, epochs, batch_size, weights,
         overwrite, lambda epochs, steps: Progress(epochs, steps, quiet=quiet, log_format=log_format), say, force)
@@ -231,6 +249,63 @@ def synth(spec, output, rows, seed):
                         train.targets if train else None)
     save_arrays(output, arrays)
     click.echo(f"Wrote {output}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()), err=True)
+
+
+@contextlib.contextmanager
+def _keras_needed():
+    """A command that needs the optional Keras extra: without it, say what to install and exit 2."""
+    from .keras import KerasMissing
+    try:
+        yield
+    except KerasMissing as e:
+        click.echo(f"specc: {e}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@cli.command("export")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--weights", type=click.Path(dir_okay=False), help="Weights (or a checkpoint) to put in the model "
+                                                                 "(default: the spec's initial weights).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="model.keras: a Keras 3 model, compiled as the spec says (needs pip install 'specc[keras]'); "
+                   "model.onnx: an ONNX model for serving.")
+def export_command(spec, weights, output):
+    """Write the spec's model, with its weights, in another framework's format (chosen by the -o suffix)."""
+    import importlib.util
+
+    from .model import load
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".keras", ".onnx"):
+        raise click.UsageError(f"cannot tell the format from '{output}'; name a .keras or .onnx file")
+    if suffix == ".onnx" and importlib.util.find_spec("specc.onnx.export") is None:
+        raise click.UsageError("export to ONNX is not available in this version of specc; export to .keras")
+    model = load(spec)
+    if weights:
+        model.load_weights(weights)
+    if suffix == ".onnx":
+        from .onnx.export import export_onnx  # type: ignore[import-not-found,unused-ignore]
+        export_onnx(model, output)
+    else:
+        with _keras_needed():
+            from .keras.export import export_keras
+            export_keras(model, output)
+    click.echo(f"Wrote {output}", err=True)
+
+
+@cli.command("import")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The spec to write (YAML).")
+@click.option("--weights-out", type=click.Path(dir_okay=False), help="Also write the model's weights (.npz).")
+def import_command(model_file, output, weights_out):
+    """Write the spec of a Keras 3 model (.keras: Sequential or functional, of the layers specc has)."""
+    with _keras_needed():
+        from .keras.importer import NotImportable, import_model
+        try:
+            import_model(model_file, output, weights_out)
+        except NotImportable as e:
+            click.echo(f"{model_file}: {e}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"Wrote {output}" + (f" and {weights_out}" if weights_out else ""), err=True)
 
 
 @cli.command("plot")

@@ -7,6 +7,8 @@ What the drawing shows:
 - every model input as a box with its shape (and dtype when not float32);
 - every layer as ONE box, however often it is called: its name, type and, per node, input -> output shape;
   a shared layer (several nodes) gets one edge from each caller, labelled with the node it makes;
+  a layer with several outputs lists each output's shape (`0: (None, 8), 1: ...`), and an edge leaving it
+  says which output it carries;
 - a sub-model as a cluster with its own inputs and layers, drawn once even when it is called several times;
   the callers' edges go to its inputs, and its output's edges leave from inside it;
 - a TimeDistributed as a box `TimeDistributed(Dense)` when it wraps an inline layer, or as a cluster
@@ -40,6 +42,14 @@ def _shapes(shapes: list) -> str:
     return show_shape(shapes[0]) if len(shapes) == 1 else "[" + ", ".join(map(show_shape, shapes)) + "]"
 
 
+def _outputs(node: Node) -> str:
+    """A node's output shape; each output's, named by its tensor (`lstm.1`), when it makes several."""
+    if len(node.outputs) == 1:
+        return show_shape(node.output_shapes[0])
+    return ", ".join(f"{tensor.rpartition('.')[2]}: {show_shape(shape)}"
+                     for tensor, shape in zip(node.outputs, node.output_shapes))
+
+
 class _Plot:
     def __init__(self, graph: Graph, rankdir: str):
         self.top, self.rankdir = graph, rankdir
@@ -55,7 +65,8 @@ class _Plot:
             self.graphs.append(g)
             self.owner[id(g)] = owner
             for node in g.nodes:
-                self.producer[id(g), node.output] = node
+                for tensor in node.outputs:
+                    self.producer[id(g), tensor] = node
                 visit_layer(node.layer, g)
 
         def visit_layer(layer: GraphLayer, g: Graph):
@@ -159,9 +170,9 @@ class _Plot:
         if len(nodes) == 1:
             n = nodes[0]
             return [f"<tr><td align=\"left\">input:</td><td>{text(_shapes(n.input_shapes))}</td></tr>",
-                    f"<tr><td align=\"left\">output:</td><td>{text(show_shape(n.output_shape))}</td></tr>"]
+                    f"<tr><td align=\"left\">output:</td><td>{text(_outputs(n))}</td></tr>"]
         return [f"<tr><td>node {n.index}</td><td>{text(_shapes(n.input_shapes))} &#8594; "
-                f"{text(show_shape(n.output_shape))}</td></tr>" for n in nodes]
+                f"{text(_outputs(n))}</td></tr>" for n in nodes]
 
     def table(self, header: str, rows: list[str], color: Optional[str] = None) -> str:
         fill = f' bgcolor="{color}"' if color else ""
@@ -232,6 +243,8 @@ class _Plot:
                 for position, tensor in enumerate(node.inputs):
                     parts = []
                     made_by = self.producer.get((id(g), tensor))
+                    if made_by is not None and len(made_by.outputs) > 1:
+                        parts.append(f"output {tensor.rpartition('.')[2]}")
                     if made_by is not None and len(made_by.layer.nodes) > 1:
                         parts.append(f"from node {made_by.index}")
                     if len(layer.nodes) > 1:

@@ -110,17 +110,19 @@ class Registry(Generic[T]):
         """A spec value naming an entry: a bare name (kept as written: the entry with its default settings) or
         `{type: NAME, ...settings}` (the entry's config class, chosen by `type:`); aliases accepted for both."""
         configs = Annotated[Union[tuple(self.entries())], Field(discriminator="type")]  # type: ignore[valid-type]
-        return Annotated[Union[Literal[tuple(self)], configs],
+        # aliases in the names too: a default may be written as Keras writes it (Embedding's "uniform")
+        return Annotated[Union[Literal[tuple(self.names(with_aliases=True))], configs],
                          BeforeValidator(self.spelled, json_schema_input_type=self.written())]
 
     def written(self) -> Any:
         """What a spec may write for an entry, for the JSON Schema: any of its names or aliases, bare or as
         the `type:` of its settings."""
-        spelled = []
+        spelled: list[Any] = [Literal[tuple(self.names(with_aliases=True))]]
         for name, entry in self.items():
-            names = tuple(n for n in self.names(with_aliases=True) if self.canonical(n) == name)
-            spelled.append(create_model(entry.__name__, __base__=entry, type=(Literal[names], ...)))
-        return Union[(Literal[tuple(self.names(with_aliases=True))], *spelled)]
+            config: Any = entry
+            names: Any = Literal[tuple(n for n in self.names(with_aliases=True) if self.canonical(n) == name)]
+            spelled.append(create_model(config.__name__, __base__=config, type=(names, ...)))
+        return Union[tuple(spelled)]
 
     def unknown(self, name: str) -> str:
         """The message for a name that is not registered, with a suggestion for a near miss."""

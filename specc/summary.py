@@ -1,4 +1,5 @@
-"""The `summary` table: one row per input and per node, shapes, parameters, connections."""
+"""The `summary` table: one row per input and per node, shapes, parameters, connections; a node with several
+outputs gets a row more for each output after its first, each shape named by its tensor (`lstm.1`)."""
 from __future__ import annotations
 
 from .graph import Graph
@@ -11,14 +12,18 @@ def summary_table(graph: Graph) -> str:
         rows.append((f"{name} (Input)", show_shape(shape), "0", ""))
     for node in graph.nodes:
         layer = node.layer
-        label = f"{node.output} ({layer.type_name})"
-        if node.output != layer.name:
-            label = f"{node.output} ({layer.name}: {layer.type_name})"
+        entry = node.outputs[0].partition(".")[0]
+        label = f"{entry} ({layer.type_name})"
+        if entry != layer.name:
+            label = f"{entry} ({layer.name}: {layer.type_name})"
         shared = len(layer.nodes) > 1
         if shared:
             label += f" node {node.index}"
         params = f"{layer.count_params():,}" if node.index == 0 else "shared"
-        rows.append((label, show_shape(node.output_shape), params, ", ".join(node.inputs)))
+        shapes = [show_shape(shape) if len(node.outputs) == 1 else f"{tensor}: {show_shape(shape)}"
+                  for tensor, shape in zip(node.outputs, node.output_shapes)]
+        rows.append((label, shapes[0], params, ", ".join(node.inputs)))
+        rows += [("", shape, "", "") for shape in shapes[1:]]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))

@@ -138,7 +138,8 @@ def test_dense_and_conv_take_every_activation(name):
 
 
 LAYERS_WITH_ACTIVATION = sorted(name for name, config in LAYERS.items()
-                                if "activation" in config.model_fields and name not in ("Activation", "LSTM"))
+                                if "activation" in config.model_fields
+                                and name not in ("Activation", "LSTM", "GRU", "SimpleRNN"))  # recurrent: below
 
 
 
@@ -161,6 +162,26 @@ def test_dense_keeps_the_pre_activation_only_when_needed():
         weights = dense.init_weights(dense.weight_shapes([(4,)]), rng)
         y, (_, z, _) = dense.forward(weights, [x], training=True)
         assert (not np.shares_memory(z, y)) == kept == needs_input(name)
+
+
+LSTM_ACTIVATIONS = [name for name in ACTIVATIONS if name not in ("softmax", "log_softmax") and not needs_input(name)]
+
+
+@pytest.mark.parametrize("name", [name for name in LSTM_ACTIVATIONS if name != "exponential"])
+def test_lstm_takes_every_element_wise_activation(name, tmp_path, keras):
+    """As the cell activation and as the gates' one: gradients, and Keras' output. (exponential compounds
+    over the steps past what finite differences can check; its formula is shared with the others.)"""
+    for entry in ({"type": "LSTM", "units": 3, "activation": name, "return_sequences": True},
+                  {"type": "LSTM", "units": 2, "recurrent_activation": name}):
+        layer_case = case(entry, (4, 3))
+        vocabulary.check_graph_gradients(specc.load(vocabulary.write_spec(tmp_path, layer_case)).graph)
+        vocabulary.test_layer_matches_keras(layer_case, tmp_path, keras)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "gelu", "silu", "swish", "mish", "hard_silu"])
+def test_lstm_refuses_the_others(name):
+    with pytest.raises(ValueError, match=f"'{name}'"):
+        LAYERS["LSTM"](type="LSTM", units=3, activation=name)
 
 
 # -- activation layers with arguments ----------------------------------------------------------------------------

@@ -206,8 +206,26 @@ def test_time_distributed_over_model_and_layer(tmp_path):
     """))
     assert model.graph.shapes["scores"] == (4, 3)
     assert model.graph.shapes["out"] == (8,)
-    assert "mixed/kernel" in model.get_weights()
+    assert "mixed/dense/kernel" in model.get_weights()  # the inline layer's level, as Keras' variable.path
     check_model_gradients(model)
+
+
+def test_time_distributed_loads_weights_keyed_without_the_inline_level(tmp_path):
+    """Weights files written before wrappers kept their layer's level (`td/kernel`) still load."""
+    model = specc.load(write(tmp_path, HEAD + """
+    inputs: {x: {shape: [3, 4]}}
+    layers:
+      td: {type: TimeDistributed, layer: {type: Dense, units: 2, name: proj}, inputs: x}
+    outputs: [td]
+    """))
+    weights = model.get_weights()
+    assert sorted(weights) == ["td/proj/bias", "td/proj/kernel"]
+    old = {"td/kernel": np.full((4, 2), 0.5, np.float32), "td/bias": np.arange(2, dtype=np.float32)}
+    path = tmp_path / "old.npz"
+    np.savez(path, **old)
+    model.load_weights(path)
+    np.testing.assert_array_equal(model.get_weights()["td/proj/kernel"], old["td/kernel"])
+    np.testing.assert_array_equal(model.get_weights()["td/proj/bias"], old["td/bias"])
 
 
 def test_time_distributed_shares_a_named_layer(tmp_path):

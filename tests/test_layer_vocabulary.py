@@ -8,6 +8,7 @@ in inference mode and the same gradients and state updates in a training step (w
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,9 @@ def our_name(layer, variable, names) -> str:
     """specc's name of a Keras variable: its path below the layer where specc has that level (`query/kernel`
     of a MultiHeadAttention), else its bare name (an LSTM's `kernel`, below Keras' cell level)."""
     below = variable.path.removeprefix(f"{layer.name}/")
+    below = "/".join(part for part in below.split("/") if not part.endswith("_cell"))  # RNNs' cell level
+    if below not in names:  # Keras numbers the names of inner layers made again (forward_lstm_1)
+        below = re.sub(r"_\d+/", "/", below)
     return below if below in names else variable.name
 
 

@@ -98,3 +98,15 @@ def test_forms_the_loader_refuses_are_not(validator, name, tmp_path):
     path.write_text(json.dumps(spec))
     assert run("validate", path).returncode == 1
     assert problems(validator, spec)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_shipped_spec_renders_without_a_warning(path):
+    """`specc render` writes every default as the format takes it: no serializer warning."""
+    import warnings
+
+    from specc.spec import load_spec, render
+    spec, _ = load_spec(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        render(spec)

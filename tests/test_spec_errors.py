@@ -143,7 +143,8 @@ CASES = [
     ("unknown-layer-type", [("{type: Dense, units: 16", "{type: Dence, units: 16")],
      ["unknown layer type 'Dence' (did you mean 'Dense'?)"], "layers.dense_1.type", "Dence", True, True),
     ("layer-without-type", [("dense_1: {type: Dense, units: 16,", "dense_1: {units: 16,")],
-     ["missing `type:`", "Dense", "call:"], "layers.dense_1", "dense_1: {units", True, True),
+     ["missing `type:`", "Activation", "`specc vocabulary` lists them", "call:"], "layers.dense_1", "dense_1: {units",
+     True, True),
     ("unknown-layer-key", [("    units: 8\n", "    unitz: 8\n")],
      ["unknown key 'unitz' (did you mean 'units'?)", "allowed here:", "use_bias"],
      "layers.dense_2.unitz", "unitz", True, False),
@@ -602,7 +603,9 @@ def test_time_distributed_of_an_inline_time_distributed(tmp_path):
     model = specc.load(tmp_path / "spec.yaml")
     assert model.graph.shapes["a"] == (3, 4, 2)
     assert model.get_layer("a").type_name == "TimeDistributed(TimeDistributed(Dense))"
-    assert model.graph.weight_shapes() == {"a/kernel": (5, 2), "a/bias": (2,)}
+    # each inline level named after its type, as in Keras' variable.path
+    assert model.graph.weight_shapes() == {"a/time_distributed/dense/kernel": (5, 2),
+                                           "a/time_distributed/dense/bias": (2,)}
 
 
 @pytest.mark.parametrize("suffix, depth", [(".yaml", 120), (".yaml", 600), (".json", 3000)],

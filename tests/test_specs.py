@@ -20,6 +20,10 @@ def lstm(inputs, units):
     return 4 * units * (inputs + units + 1)
 
 
+def gru(inputs, units):  # reset_after (Keras 3's default): an input and a recurrent bias
+    return 3 * units * (inputs + units) + 2 * 3 * units
+
+
 def conv(kernel, channels, filters):
     return kernel * kernel * channels * filters + filters
 
@@ -67,6 +71,15 @@ KERAS_PARAMS = {
                       + xception_block(512, 728) + separable(3, 728, 1024) + batch_norm(1024) + dense(1024, 1)),
     "conv_autoencoder": conv(3, 1, 32) + conv(3, 32, 32) + 2 * conv(3, 32, 32) + conv(3, 32, 1),
     "fraud_detection": dense(30, 256) + 2 * dense(256, 256) + dense(256, 1),
+    "bidirectional_imdb": 20000 * 128 + 2 * lstm(128, 64) + 2 * lstm(2 * 64, 64) + dense(2 * 64, 1),
+    "lstm_seq2seq": lstm(71, 256) + lstm(93, 256) + dense(256, 93),
+    "masked_gru": 5000 * 16 + gru(16, 32) + dense(32, 1),
+    # MultiHeadAttention: query, key and value kernels (features, heads, key_dim) and biases (heads, key_dim),
+    # the output kernel (heads, key_dim, features) and bias; LayerNormalization: gamma and beta
+    "transformer_classifier": 20000 * 32 + 200 * 32 + 3 * (32 * 2 * 32 + 2 * 32) + (2 * 32 * 32 + 32)
+                              + 2 * (2 * 32) + dense(32, 32) + dense(32, 32) + dense(32, 20) + dense(20, 2),
+    "timeseries_transformer": 4 * (2 * (2 * 1) + 3 * (1 * 4 * 256 + 4 * 256) + (4 * 256 * 1 + 1)
+                                   + conv1d(1, 1, 4) + conv1d(1, 4, 1)) + dense(500, 128) + dense(128, 2),
 }
 # Keras' "Non-trainable params" where a model has any
 KERAS_NON_TRAINABLE = {"digits_convnet": 2 * (16 + 64), "timeseries_fcn": 3 * 2 * 64,
@@ -80,6 +93,10 @@ SMALLER = {
     "vqa": [("[224, 224, 3]", "[40, 40, 3]")],
     "video_qa": [("[100, 224, 224, 3]", "[3, 40, 40, 3]")],
     "mini_xception": [("[180, 180, 3]", "[24, 24, 3]")],
+    "timeseries_transformer": [("[500, 1]", "[40, 1]"), ("batch_size: 64", "batch_size: 8")],
+    "bidirectional_imdb": [("[200]", "[20]")],
+    "lstm_seq2seq": [("[16, 71]", "[6, 71]"), ("[59, 93]", "[8, 93]"), ("batch_size: 64", "batch_size: 8")],
+    "masked_gru": [("[200]", "[30]")],
 }
 TRAINED_FIRST = {"video_qa": "vqa"}  # reuses the weights this one writes
 

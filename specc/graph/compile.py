@@ -5,14 +5,14 @@ carries the key path of the spec entry that causes it.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable, Literal, Optional, Union, overload
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..layers import Layer, Wrapper
+from ..layers.wrappers import keras_name
 from ..spec.format import Call, GraphModel, ImportedModel, LayerEntry, SequentialModel, Spec, names
 from .graph import Graph
-from .nodes import CallError, GraphLayer, LayerCall, ModelCall, Node, WrapperCall, wrapped_by
+from .nodes import CallError, GraphLayer, LayerCall, ModelCall, Node, WrapperCall, tensor_names, wrapped_by
 
 # Given an ImportedModel entry and its key path, returns the definition of the model it names.
 ImportResolver = Callable[[ImportedModel, KeyPath], Union[GraphModel, SequentialModel]]
@@ -51,12 +51,6 @@ class _Scope:
                 self.compiling.remove(name)
             return self.compiled[name]
         return self.parent.find(name) if self.parent else None
-
-
-def keras_name(type_name: str) -> str:
-    """Keras' default layer name stem: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, LSTM -> lstm."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type_name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class _Compiler:
@@ -128,23 +122,25 @@ class _Compiler:
             if isinstance(layer, WrapperCall):
                 layer.inner = self.wrapped(layer, layers, scope)
         self.wrapping_cycles(layers)
+        places: dict[str, list[KeyPath]] = {}  # entry -> where each tensor it reads is named
         for entry_name, entry in model.layers.items():
             entry_path = path + ("layers", entry_name)
             if entry_name in shapes or not entry.input_names:
                 continue
             callee = layers.get(entry_name) if isinstance(entry, Layer) else self.callee(entry, entry_path,
                                                                                          layers, scope)
-            calls[entry_name] = (callee, entry.input_names, entry_path)
+            calls[entry_name] = (callee, [*entry.input_names, *_call_tensors(entry)], entry_path)
+            places[entry_name] = _reference_places(entry, entry_path)
+        # every tensor an entry makes: NAME, or NAME.0, NAME.1, ... for a layer with several outputs
+        made = {entry_name: tensor_names(entry_name, 1 if callee is None or _unresolved(callee)
+                                         else callee.output_count())
+                for entry_name, (callee, _, _) in calls.items()}
+        produced = {tensor: entry_name for entry_name, tensors in made.items() for tensor in tensors}
 
-        for entry_name, (_, inputs, entry_path) in calls.items():
-            for i, tensor in enumerate(inputs):
-                if tensor not in shapes and tensor not in calls:
-                    where = entry_path + ("inputs",) + ((i,) if isinstance(model.layers[entry_name].inputs,
-                                                                           list) else ())
-                    hint = did_you_mean(tensor, [*shapes, *calls])
-                    defined_only = " (that entry only defines a layer; use `call:` to apply it)" \
-                        if tensor in layers and not hint else ""
-                    problems.add(where, f"unknown tensor '{tensor}'{hint}{defined_only}")
+        for entry_name, (_, inputs, _) in calls.items():
+            for tensor, where in zip(inputs, places[entry_name]):
+                if tensor not in shapes and tensor not in produced:
+                    problems.add(where, _unknown_tensor(tensor, [*shapes, *produced], made, layers))
         wrapped_layers: set[GraphLayer] = set()  # what each wrapper applies, and what that applies, ...
         for layer in layers.values():
             inner = wrapped_by(layer)
@@ -158,33 +154,37 @@ class _Compiler:
                 problems.add(layer.path, f"layer '{layer_name}' is defined but never called; give it `inputs:` "
                                          f"or call it with `{{call: {layer_name}, inputs: ...}}`")
         outputs = names(model.outputs)
-        self.check_outputs(outputs, dtypes, calls, path)
+        self.check_outputs(outputs, dtypes, made, produced, layers, path)
         names_known = len(problems) == before
-        order, in_cycles = self.order(calls)
+        # entries read entries: what each depends on, for ordering and reachability
+        reads = {entry_name: (callee, [produced.get(t, t) for t in inputs], entry_path)
+                 for entry_name, (callee, inputs, entry_path) in calls.items()}
+        order, in_cycles = self.order(reads)
         if names_known and not self.names_only:  # stand-ins may not be wired as what they replace
-            self.check_reachable(outputs, dtypes, calls, path, in_cycles)
+            self.check_reachable([produced.get(o, o) for o in outputs], dtypes, reads, path, in_cycles)
         if self.names_only:
             return None
 
         # every entry whose inputs are known gets its shape, whatever was found wrong elsewhere
         nodes: list[Node] = []
-        for tensor in order:
-            callee, inputs, entry_path = calls[tensor]
+        for entry_name in order:
+            callee, inputs, entry_path = calls[entry_name]
             if callee is None:
                 continue
             if any(t not in shapes for t in inputs):
                 continue  # an input is unknown, in a cycle or failed to compile: that problem is reported
             if _unresolved(callee):
                 continue  # what it wraps is unknown; that problem is reported
+            entry = model.layers[entry_name]
             try:
-                node = callee.call(inputs, tensor, [shapes[t] for t in inputs], [dtypes.get(t) for t in inputs],
-                                   entry_path)
+                node = callee.call(inputs, made[entry_name], [shapes[t] for t in inputs],
+                                   [dtypes.get(t) for t in inputs], entry_path, len(_call_tensors(entry)))
             except CallError as e:
                 problems.add(entry_path + e.key, e.message)
                 continue
             nodes.append(node)
             layers[callee.name] = callee
-            shapes[tensor] = node.output_shape
+            shapes.update(zip(node.outputs, node.output_shapes))
         if len(problems) > before:
             return None
 
@@ -208,8 +208,10 @@ class _Compiler:
         """The layer or model a wrapper applies: named elsewhere (shared weights) or inline."""
         target = wrapper.config.layer
         where = wrapper.path + ("layer",)
-        if not isinstance(target, str):
-            inline = graph_layer(wrapper.name, wrapper.key, target, where)
+        if not isinstance(target, str):  # named after its type unless given a name, a level of the keys as in Keras
+            name = target.name or keras_name(type(target).__name__)
+            inline = graph_layer(name, f"{wrapper.key}/{name}", target, where)
+            inline.former_key = wrapper.former_key or wrapper.key
             if isinstance(inline, WrapperCall):  # TimeDistributed(TimeDistributed(...)): resolve that one too
                 inline.inner = self.wrapped(inline, layers, scope)
             return inline
@@ -286,7 +288,8 @@ class _Compiler:
                     sources.append(iter(calls[source][1]))
         return order, in_cycles
 
-    def check_outputs(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath):
+    def check_outputs(self, outputs: list[str], dtypes: dict, made: dict[str, list[str]], produced: dict[str, str],
+                      layers: dict, path: KeyPath):
         """Every output is a layer's tensor, listed once."""
         if not outputs:
             self.problems.add(path + ("outputs",), "a model needs at least one output")
@@ -294,8 +297,8 @@ class _Compiler:
             where = path + ("outputs", i)
             if out in dtypes:
                 self.problems.add(where, f"output '{out}' is a model input; an output must come from a layer")
-            elif out not in calls:
-                self.problems.add(where, f"unknown tensor '{out}'{did_you_mean(out, [*dtypes, *calls])}")
+            elif out not in produced:
+                self.problems.add(where, _unknown_tensor(out, [*dtypes, *produced], made, layers))
         first: dict[str, int] = {}  # output -> where it is first listed
         for i, out in enumerate(outputs):
             if out in first:
@@ -305,7 +308,8 @@ class _Compiler:
                 first[out] = i
 
     def check_reachable(self, outputs: list[str], dtypes: dict, calls: dict, path: KeyPath, in_cycles: set[str]):
-        """Every input and every layer's tensor leads to an output (a layer of a cycle is reported as that)."""
+        """Every input and every layer's entry leads to an output (a layer of a cycle is reported as that);
+        `outputs` and what `calls` read are entries and inputs."""
         needed = set()
         stack = list(outputs)
         while stack:
@@ -323,9 +327,43 @@ class _Compiler:
 
 def graph_layer(name: str, key: str, config: Layer, path: KeyPath) -> GraphLayer:
     """The graph's own record of a layer entry: a wrapper's what it wraps is resolved later."""
-    if isinstance(config, Wrapper):
+    if isinstance(config, Wrapper) and not config.builds_own_layers:
         return WrapperCall(name, key, path, trainable=config.trainable, config=config)
     return LayerCall(name, key, path, trainable=config.trainable, config=config)
+
+
+def _call_tensors(entry) -> list[str]:
+    """The tensors an entry's call arguments name (an RNN's initial_state): inputs of its node after `inputs:`."""
+    return entry.call_tensors() if isinstance(entry, Layer) else []
+
+
+def _reference_places(entry, entry_path: KeyPath) -> list[KeyPath]:
+    """Where the entry names each tensor it reads: in `inputs:`, then in its tensor-valued call arguments."""
+    listed = isinstance(entry.inputs, list)
+    places = [entry_path + (("inputs", i) if listed else ("inputs",)) for i in range(len(entry.input_names))]
+    for argument in entry.tensor_arguments if isinstance(entry, Layer) else ():
+        value = getattr(entry, argument)
+        if isinstance(value, str):
+            places.append(entry_path + (argument,))
+        elif value is not None:
+            places += [entry_path + (argument, i) for i in range(len(value))]
+    return places
+
+
+def _unknown_tensor(tensor: str, known: list[str], made: dict[str, list[str]], layers: dict) -> str:
+    """What is wrong with a reference to a tensor no input or entry makes."""
+    entry, dot, index = tensor.partition(".")
+    if entry in made:  # the entry exists: the output it selects does not
+        choices = ", ".join(made[entry])
+        if not dot:
+            return f"'{entry}' has {len(made[entry])} outputs; name one of them: {choices}"
+        if len(made[entry]) == 1:
+            return f"'{entry}' has one output; refer to it as '{entry}'"
+        return f"'{entry}' has no output {index!r}; its outputs are {choices}"
+    hint = did_you_mean(tensor, known)
+    defined_only = " (that entry only defines a layer; use `call:` to apply it)" if tensor in layers and not hint \
+        else ""
+    return f"unknown tensor '{tensor}'{hint}{defined_only}"
 
 
 def _unresolved(layer: GraphLayer) -> bool:

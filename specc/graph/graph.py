@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Literal, Optional, Union
 
 import numpy as np
 
@@ -13,6 +14,16 @@ from ..layers import Shape, Training, TrainingFlag
 from .nodes import GraphLayer, LayerCall, Node
 
 FLOAT32_BYTES = 4
+
+
+class Tape(list):
+    """What a forward pass keeps for backward, one entry per node; and the masks of the graph's outputs
+    (Keras' masking: a loss ignores the masked positions)."""
+    masks: dict[str, np.ndarray]
+
+    def __init__(self, masks: Optional[dict[str, np.ndarray]] = None):
+        super().__init__()
+        self.masks = masks or {}
 
 
 @dataclass(eq=False)
@@ -83,7 +94,7 @@ class Graph:
 
     def values_kept_per_row(self) -> int:
         """Values one row's forward pass keeps until backward: what every node keeps."""
-        return sum(node.layer.values_kept(math.prod(node.output_shape)) for node in self.nodes)
+        return sum(node.layer.values_kept(node.output_values()) for node in self.nodes)
 
     def id_limits(self, tensor: str) -> list[int]:
         """The id range of every layer taking ids (Embedding) that reads `tensor`, inside sub-models too."""
@@ -101,24 +112,54 @@ class Graph:
     # -- running it -------------------------------------------------------------------------------------
     def forward(self, params, inputs: dict[str, np.ndarray], training: TrainingFlag):
         """Every tensor's value, and the tape backward() needs. `training=True` is a Training of seed 0, step 0."""
-        values = dict(inputs)
-        tape = []
         if training is True:
             training = Training()
+        if self._carries_masks:
+            return self._forward_masked(params, inputs, training)
+        values = dict(inputs)
+        tape = Tape()
         for i, node in enumerate(self.nodes):
             y, cache = node.layer.forward(params, [values[t] for t in node.inputs], training and training.at(i))
-            values[node.output] = y
+            if len(node.outputs) == 1:
+                values[node.outputs[0]] = y
+            else:
+                values.update(zip(node.outputs, y))
             tape.append(cache)
+        return values, tape
+
+    @functools.cached_property
+    def _carries_masks(self) -> bool:
+        """Whether a layer of it makes masks (Embedding with mask_zero, Masking): then every node passes them."""
+        return any(node.layer.makes_masks() for node in self.nodes)
+
+    def _forward_masked(self, params, inputs: dict[str, np.ndarray], training: Union[Training, Literal[False]]):
+        """forward, with each tensor's mask going from node to node as Keras propagates them."""
+        values = dict(inputs)
+        masks: dict[str, np.ndarray] = {}
+        tape = Tape(masks)
+        for i, node in enumerate(self.nodes):
+            y, cache, made = node.layer.forward_masked(params, [values[t] for t in node.inputs],
+                                                       training and training.at(i), [masks.get(t) for t in node.inputs])
+            values.update(zip(node.outputs, y if len(node.outputs) > 1 else (y,)))
+            masks.update((tensor, mask) for tensor, mask in zip(node.outputs, made) if mask is not None)
+            tape.append(cache)
+        tape.masks = {name: masks[name] for name in self.outputs if name in masks}
         return values, tape
 
     def backward(self, params, tape: list, output_grads: dict[str, np.ndarray],
                  need_inputs: tuple[bool, ...] | None = None) -> list:
         """Add every weight's gradient into params' gradients; return the gradient of each graph input (None
-        where `need_inputs` says it is not wanted: the default for a top-level graph's inputs)."""
+        where `need_inputs` says it is not wanted: the default for a top-level graph's inputs). A node with
+        several outputs gets the list of their gradients, None for those no loss reaches."""
         plan = _gradient_plan(self, need_inputs or (False,) * len(self.inputs))
         grads = dict(output_grads)
         for node, cache, (run, need_dx) in zip(reversed(self.nodes), reversed(tape), reversed(plan)):
-            dy = grads.pop(node.output, None)
+            dy: Union[np.ndarray, list, None]
+            if len(node.outputs) == 1:
+                dy = grads.pop(node.outputs[0], None)
+            else:
+                dys = [grads.pop(tensor, None) for tensor in node.outputs]
+                dy = None if all(d is None for d in dys) else dys
             if dy is None or not run:
                 continue  # nothing downstream reaches a loss, or nothing upstream can learn from it
             for tensor, dx in zip(node.inputs, node.layer.backward(params, cache, dy, need_dx)):
@@ -137,6 +178,6 @@ def _gradient_plan(graph: Graph, need_inputs: tuple[bool, ...]) -> tuple[tuple[b
         need_dx = any(tensor in needed for tensor in node.inputs)
         learns = node.layer.learns()
         if need_dx or learns:
-            needed.add(node.output)
+            needed.update(node.outputs)
         plan.append((need_dx or learns, need_dx))
     return tuple(plan)

@@ -3,9 +3,16 @@
 The three kinds share one interface, so the compiler, the executor, `summary` and `plot` never ask which
 kind they hold:
 
-    output_shape_for(input_shapes, input_dtypes)   the shape one call makes; CallError when it cannot
-    forward(params, xs, training)                  -> (y, cache)
-    backward(params, cache, dy, need_dx)           -> [dx for each input]; weight gradients into params
+    output_count()                                 how many tensors one call makes (NAME.0, NAME.1, ... when
+                                                   several)
+    output_shape_for(input_shapes, input_dtypes)   [the shape of each output of one call]; CallError when it
+                                                   cannot
+    forward(params, xs, training)                  -> (y, cache); y a tuple of arrays when several outputs
+    forward_masked(params, xs, training, masks)    -> (y, cache, [mask of each output]); masks: one per input
+    makes_masks()                                  whether a call can make a mask from unmasked inputs
+    backward(params, cache, dy, need_dx)           -> [dx for each input]; weight gradients into params; dy a
+                                                   list when several outputs, None for an output that gets no
+                                                   gradient
     children()                                     the layers and models it applies (traversal)
     learns(), count_params(), values_kept(output_size), id_limits(position), type_name
 
@@ -36,16 +43,36 @@ class CallError(Exception):
         self.message, self.key = message, key
 
 
+def tensor_names(name: str, count: int) -> list[str]:
+    """The tensors a call of entry `name` makes: itself, or NAME.0, NAME.1, ... when several."""
+    return [name] if count == 1 else [f"{name}.{k}" for k in range(count)]
+
+
 @dataclass(eq=False)
 class Node:
     """One call of a layer: which tensors went in, which came out, and their shapes."""
     layer: "GraphLayer"
     index: int                 # 0, 1, 2 ... in the order the spec calls the layer
-    inputs: list[str]
-    output: str
+    inputs: list[str]          # the entry's inputs, then the tensors of its call arguments (initial_state)
+    outputs: list[str]         # [NAME], or [NAME.0, NAME.1, ...] for a layer with several outputs
     input_shapes: list[Shape]
-    output_shape: Shape
+    output_shapes: list[Shape]
     path: KeyPath              # the spec entry that makes this call
+
+    @property
+    def output(self) -> str:
+        """The one tensor a single-output call makes."""
+        (output,) = self.outputs
+        return output
+
+    @property
+    def output_shape(self) -> Union[Shape, list[Shape]]:
+        """Its output's shape; the list of them when it makes several (as Keras' output_shape)."""
+        return self.output_shapes[0] if len(self.output_shapes) == 1 else list(self.output_shapes)
+
+    def output_values(self) -> int:
+        """How many values one row of its outputs holds."""
+        return sum(math.prod(shape) for shape in self.output_shapes)
 
 
 @dataclass(eq=False)
@@ -56,6 +83,7 @@ class GraphLayer:
     path: KeyPath
     trainable: bool = True
     nodes: list[Node] = field(default_factory=list)
+    former_key: Optional[str] = None  # an inline wrapped layer's key before wrappers kept its level: still loads
 
     @property
     def type_name(self) -> str:
@@ -80,19 +108,32 @@ class GraphLayer:
         """Id ranges its input at `position` must respect (Embedding's input_dim, inside sub-models too)."""
         return []
 
-    def output_shape_for(self, input_shapes: list[Shape], input_dtypes: list[Optional[str]]) -> Shape:
+    def output_count(self) -> int:
+        """How many tensors each call makes: referred to as NAME.0, NAME.1, ... when several."""
+        return 1
+
+    def output_shape_for(self, input_shapes: list[Shape], input_dtypes: list[Optional[str]]) -> list[Shape]:
         raise NotImplementedError
 
-    def call(self, inputs: list[str], output: str, input_shapes: list[Shape], input_dtypes: list[Optional[str]],
-             path: KeyPath) -> Node:
-        """A new node of this layer; raises CallError when the inputs do not fit."""
-        output_shape = self.output_shape_for(list(input_shapes), list(input_dtypes))
-        node = Node(self, len(self.nodes), list(inputs), output, list(input_shapes), output_shape, path)
+    def call(self, inputs: list[str], outputs: list[str], input_shapes: list[Shape],
+             input_dtypes: list[Optional[str]], path: KeyPath, call_tensors: int = 0) -> Node:
+        """A new node of this layer; raises CallError when the inputs do not fit. The last `call_tensors`
+        inputs are the tensors of call arguments (an RNN's initial_state), not of `inputs:`."""
+        output_shapes = self.output_shape_for(list(input_shapes), list(input_dtypes))
+        node = Node(self, len(self.nodes), list(inputs), list(outputs), list(input_shapes), output_shapes, path)
         self.nodes.append(node)
         return node
 
     def forward(self, params, xs: list[np.ndarray], training: TrainingFlag):
         raise NotImplementedError
+
+    def makes_masks(self) -> bool:
+        return False
+
+    def forward_masked(self, params, xs: list[np.ndarray], training: TrainingFlag, masks: list):
+        """forward, in a graph that carries masks; by default what it makes has none."""
+        y, cache = self.forward(params, xs, training)
+        return y, cache, [None] * self.output_count()
 
     def training_inside(self, training: TrainingFlag) -> TrainingFlag:
         """What the layers it holds see: frozen inside a frozen model or wrapper."""
@@ -100,7 +141,7 @@ class GraphLayer:
             return training
         return (Training() if training is True else training).freeze()
 
-    def backward(self, params, cache, dy: np.ndarray, need_dx: bool) -> list:
+    def backward(self, params, cache, dy: Any, need_dx: bool) -> list:
         raise NotImplementedError
 
     # -- shapes per node, as the guide's layer-node API has them ------------------------------------------
@@ -108,7 +149,7 @@ class GraphLayer:
         shapes = self._node(index).input_shapes
         return shapes[0] if len(shapes) == 1 else shapes
 
-    def get_output_shape_at(self, index: int) -> Shape:
+    def get_output_shape_at(self, index: int) -> Union[Shape, list[Shape]]:
         return self._node(index).output_shape
 
     @property
@@ -116,7 +157,7 @@ class GraphLayer:
         return self._agreed("input_shape", self.get_input_shape_at)
 
     @property
-    def output_shape(self) -> Shape:
+    def output_shape(self) -> Union[Shape, list[Shape]]:
         return self._agreed("output_shape", self.get_output_shape_at)
 
     def _node(self, index: int) -> Node:
@@ -160,10 +201,14 @@ class LayerCall(GraphLayer):
         limit = self.config.id_limit()
         return [] if limit is None else [limit]
 
+    def output_count(self) -> int:
+        return self.config.output_count()
+
     def output_shape_for(self, input_shapes, input_dtypes):
         config, type_name = self.config, self.type_name
         try:
-            output_shape = tuple(config.output_shape(input_shapes))
+            shape = config.output_shape(input_shapes)
+            output_shapes = [tuple(s) for s in shape] if config.output_count() > 1 else [tuple(shape)]
             weights = {k: tuple(v) for k, v in config.weight_shapes(input_shapes).items()}
             config.check_weight_arguments(weights)
         except InputsError as e:
@@ -179,11 +224,11 @@ class LayerCall(GraphLayer):
             raise CallError(f"layer '{self.name}' was built for {first} at node 0; its weights do not fit {shown}",
                             ("inputs",))
         self.weight_shapes = weights
-        return output_shape
+        return output_shapes
 
-    def call(self, inputs, output, input_shapes, input_dtypes, path):
+    def call(self, inputs, outputs, input_shapes, input_dtypes, path, call_tensors=0):
         """Checks how many inputs it is given and their dtypes first: those problems lie in `inputs:`."""
-        arity, given, type_name = self.config.arity, len(inputs), self.type_name
+        arity, given, type_name = self.config.arity, len(inputs) - call_tensors, self.type_name
         if arity is not None and given != arity:
             raise CallError(f"{type_name} takes {arity} input{'' if arity == 1 else 's'}, got {given}", ("inputs",))
         if arity is None and given < 2:
@@ -192,29 +237,51 @@ class LayerCall(GraphLayer):
             if dtype is not None and dtype.startswith("int") and not self.config.accepts_integers:
                 raise CallError(f"{type_name} takes float inputs, but input '{tensor}' is {dtype}; declare it "
                                 "float32, or feed it to an Embedding first", ("inputs",))
-        return super().call(inputs, output, input_shapes, input_dtypes, path)
+        return super().call(inputs, outputs, input_shapes, input_dtypes, path, call_tensors)
 
-    def forward(self, params, xs, training):
-        y, cache = self.config.forward(params.weights(self), xs, self.training_inside(training))
+    def makes_masks(self) -> bool:
+        return self.config.makes_masks()
+
+    def forward_masked(self, params, xs, training, masks):
+        config = self.config
+        y, cache = self.forward(params, xs, training, masks if config.reads_masks else None)
+        out = config.compute_mask(xs, masks)
+        return y, cache, out if isinstance(out, list) else [out]
+
+    def forward(self, params, xs, training, masks=None):
+        if masks is None:
+            y, cache = self.config.forward(params.weights(self), xs, self.training_inside(training))
+        else:
+            y, cache = self.config.forward(params.weights(self), xs, self.training_inside(training), masks=masks)
         activity = self.config.weight_argument("activity", "regularizer") if training else None
         if activity is None:
             return y, cache
         rule = regularizer(activity)
-        training.losses.append(rule.penalty(y) / len(y))
+        for output in (y if isinstance(y, tuple) else (y,)):  # Keras penalizes every output of the call
+            training.losses.append(rule.penalty(output) / len(output))
         return y, _Penalized(cache, y, rule)
 
     def backward(self, params, cache, dy, need_dx):
         if isinstance(cache, _Penalized):
-            dy = dy + (cache.rule.gradient(cache.y) / len(cache.y)).astype(dy.dtype)
+            if isinstance(cache.y, tuple):
+                dy = [_penalized(d, y, cache.rule) for d, y in zip(dy, cache.y)]
+            else:
+                dy = _penalized(dy, cache.y, cache.rule)
             cache = cache.cache
         return self.config.backward(params.weights(self), params.gradients(self), cache, dy, need_dx)
+
+
+def _penalized(dy: Optional[np.ndarray], y: np.ndarray, rule: Regularizer) -> np.ndarray:
+    """An output's gradient with its activity penalty's added (the penalty's alone when nothing else reaches it)."""
+    penalty = rule.gradient(y) / len(y)
+    return penalty.astype(y.dtype) if dy is None else dy + penalty.astype(dy.dtype)
 
 
 @dataclass
 class _Penalized:
     """The cache of a call whose output carries an activity regularizer: the penalty's gradient joins dy."""
     cache: Any
-    y: np.ndarray
+    y: Union[np.ndarray, tuple[np.ndarray, ...]]
     rule: Regularizer
 
 
@@ -255,7 +322,7 @@ class ModelCall(GraphLayer):
         if len(graph.outputs) != 1:
             raise CallError(f"model '{self.name}' has {len(graph.outputs)} outputs; only single-output models "
                             "can be called")
-        return graph.shapes[graph.outputs[0]]
+        return [graph.shapes[graph.outputs[0]]]
 
     def forward(self, params, xs, training):
         graph = self.graph
@@ -293,17 +360,26 @@ class WrapperCall(GraphLayer):
     def id_limits(self, position):
         return [] if self.inner is None else self.inner.id_limits(position)
 
+    def output_count(self) -> int:
+        return 1 if self.inner is None else self.config.outer_output_count(self.inner.output_count())
+
     def output_shape_for(self, input_shapes, input_dtypes):
         raise NotImplementedError  # a wrapper's call makes a node of what it wraps too: see call()
 
-    def call(self, inputs, output, input_shapes, input_dtypes, path):
+    def call(self, inputs, outputs, input_shapes, input_dtypes, path, call_tensors=0):
         try:
             inner_shapes = self.config.inner_input_shapes(list(input_shapes))
         except InputsError as e:
             raise CallError(str(e), ("inputs",)) from None
-        inner = self.inner.call(inputs, output, inner_shapes, input_dtypes, path)
-        output_shape = self.config.outer_output_shape(list(input_shapes), inner.output_shape)
-        node = Node(self, len(self.nodes), list(inputs), output, list(input_shapes), output_shape, path)
+        base = outputs[0].partition(".")[0]
+        inner = self.inner.call(inputs, tensor_names(base, self.inner.output_count()), inner_shapes, input_dtypes,
+                                path, call_tensors)
+        try:
+            shape = self.config.outer_output_shape(list(input_shapes), inner.output_shape)
+        except InputsError as e:
+            raise CallError(str(e), ("layer",)) from None
+        output_shapes = [tuple(s) for s in shape] if len(outputs) > 1 else [tuple(shape)]
+        node = Node(self, len(self.nodes), list(inputs), list(outputs), list(input_shapes), output_shapes, path)
         self.nodes.append(node)
         return node
 

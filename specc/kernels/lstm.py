@@ -22,10 +22,13 @@ vectorization and layout fixes below, the per-step design runs the recurrence in
 32), 5.2 / 5.2 ms (units 64, 280 steps) and 16 / 14 ms (units 256). Threads: numba stays serial
 (a prange over the batch would put numba's pool next to OpenBLAS' on 2 cores); BLAS threads as it will.
 
-Activations are the integer codes of kernels.activations. With `fast` (float32 arrays) tanh and sigmoid
-use a rational approximation that LLVM vectorizes (Eigen's float tanh, as TensorFlow uses on CPU;
-|error| < 4e-7; sigmoid(x) = (1 + tanh(x/2)) / 2): libm's scalar tanh/exp calls cost ~4x the rest of
-a step. float64 arrays always take the exact libm functions (the gradient checks run in float64).
+Activations are the integer codes of kernels.activation_codes: any element-wise one whose derivative
+follows from its output (not NEEDS_INPUT: the gates keep only their values). tanh, sigmoid and relu have
+loops of their own, the others go through kernels.activations' `value` and `slope_from_output`. With
+`fast` (float32 arrays) tanh and sigmoid use a rational approximation that LLVM vectorizes (Eigen's float
+tanh, as TensorFlow uses on CPU; |error| < 4e-7; sigmoid(x) = (1 + tanh(x/2)) / 2): libm's scalar
+tanh/exp calls cost ~4x the rest of a step. float64 arrays always take the exact libm functions (the
+gradient checks run in float64).
 
 error_model="numpy" drops numba's per-division zero check, which otherwise blocks vectorization;
 fastmath={"contract"} only lets LLVM fuse multiply-adds (no reassociation, NaN and inf semantics kept).
@@ -35,7 +38,8 @@ from typing import Literal, TypedDict
 import numpy as np
 from numba import njit
 
-from .activation_codes import RELU, SIGMOID, TANH
+from .activation_codes import LINEAR, RELU, SIGMOID, TANH
+from .activations import slope_from_output, value
 
 
 class _JitOptions(TypedDict):
@@ -98,6 +102,9 @@ def _activate(v, act, fast):
         else:
             for j in range(n):
                 v[j] = np.tanh(v[j])
+    elif act != LINEAR:
+        for j in range(n):
+            v[j] = value(v[j], act)
 
 
 @njit(**_OPTS)
@@ -115,40 +122,45 @@ def _slope(y, out, act):
             out[j] = np.float32(1.0) if y[j] > 0 else np.float32(0.0)
     else:
         for j in range(n):
-            out[j] = 1
+            out[j] = slope_from_output(y[j], act)
 
 
 @njit(**_OPTS)
-def forward_step(z, r, t, act, ract, fast, hs, cs, ac):
-    """Step t of the recurrence, for every batch row, from h = c = 0 at t = 0.
+def forward_step(z, r, t, act, ract, fast, hs, cs, ac, keep):
+    """Step t of the recurrence, for every batch row.
 
     z  (T, B, 4, u): x @ kernel + bias for every step, gates i, f, c, o; step t gets r added and is
                      then overwritten by the gate values after their activations (what backward needs).
-    r  (B, 4, u):    h_{t-1} @ recurrent_kernel; ignored at t = 0.
-    hs, cs, ac (T, B, u): step t written with h_t, c_t and act(c_t).
+    r  (B, 4, u):    h_{t-1} @ recurrent_kernel (zeros when h_{t-1} is zero).
+    hs, cs (T+1, B, u): step t reads the state before it at [t] (the initial state at 0), writes [t+1].
+    ac (T, B, u):    step t written with act(c_t).
+    keep (T, B):     whether step t of a row counts (a mask): a row that does not carries h and c over
+                     unchanged (Keras' masking); (0, 0) when every step counts.
     """
     T, B, _, u = z.shape
+    masked = keep.shape[0] > 0
     for b in range(B):
+        cp = cs[t, b]
+        c = cs[t + 1, b]
+        h = hs[t + 1, b]
+        if masked and not keep[t, b]:
+            hp = hs[t, b]
+            for k in range(u):
+                h[k] = hp[k]
+                c[k] = cp[k]
+            continue
         zt = z[t, b]
-        if t > 0:
-            rb = r[b]
-            for q in range(4):
-                for k in range(u):
-                    zt[q, k] += rb[q, k]
+        rb = r[b]
+        for q in range(4):
+            for k in range(u):
+                zt[q, k] += rb[q, k]
         _activate(zt[0], ract, fast)
         _activate(zt[1], ract, fast)
         _activate(zt[2], act, fast)
         _activate(zt[3], ract, fast)
-        c = cs[t, b]
         a = ac[t, b]
-        h = hs[t, b]
-        if t == 0:
-            for k in range(u):
-                c[k] = zt[0, k] * zt[2, k]
-        else:
-            cp = cs[t - 1, b]
-            for k in range(u):
-                c[k] = zt[1, k] * cp[k] + zt[0, k] * zt[2, k]
+        for k in range(u):
+            c[k] = zt[1, k] * cp[k] + zt[0, k] * zt[2, k]
         for k in range(u):
             a[k] = c[k]
         _activate(a, act, fast)
@@ -157,20 +169,21 @@ def forward_step(z, r, t, act, ract, fast, hs, cs, ac):
 
 
 @njit(**_OPTS)
-def backward_step(dy, t, gates, cs, ac, act, ract, dh, dc, dz):
+def backward_step(dy, t, gates, cs, ac, act, ract, dh, dc, dz, keep):
     """Step t of backpropagation through time, for every batch row (call for t = T-1 down to 0).
 
     dy (Ty, B, u): gradient of the outputs: Ty = T for every step's h, or Ty = 1 for the last step's only.
-    gates, cs, ac: as left by forward_step; gates (T, B, 4, u).
+    gates, cs, ac, keep: as left by and given to forward_step; gates (T, B, 4, u), cs (T+1, B, u).
     dh, dc (B, u): in: d loss / d h_t from step t+1 (h_t @ U feeds it) and d loss / d c_t from step t+1
-                   (zeros at t = T-1); dc is updated in place to d loss / d c_{t-1}, and dh gets dy
-                   added. The caller then sets dh <- dz[t] @ U.T for step t-1.
-    dz (T, B, 4, u): step t written with the gradient of the gate pre-activations.
+                   (the final states' gradients at t = T-1); dc is updated in place to d loss / d c_{t-1},
+                   and dh gets dy added. The caller then sets dh <- dz[t] @ U.T for step t-1 (keeping dh
+                   as it is in the rows whose step t is masked: they carried their state over).
+    dz (T, B, 4, u): step t written with the gradient of the gate pre-activations (zero where masked).
     """
     T, B, _, u = gates.shape
     off = T - dy.shape[0]
+    masked = keep.shape[0] > 0
     slope_a = np.empty(u, dz.dtype)
-    zero = np.zeros(u, dz.dtype)
     for b in range(B):
         dhb = dh[b]
         dcb = dc[b]
@@ -178,10 +191,15 @@ def backward_step(dy, t, gates, cs, ac, act, ract, dh, dc, dz):
             dyt = dy[t - off, b]
             for k in range(u):
                 dhb[k] += dyt[k]
-        g = gates[t, b]
         d = dz[t, b]
+        if masked and not keep[t, b]:
+            for q in range(4):
+                for k in range(u):
+                    d[q, k] = 0
+            continue
+        g = gates[t, b]
         a = ac[t, b]
-        cp = cs[t - 1, b] if t > 0 else zero
+        cp = cs[t, b]
         _slope(g[0], d[0], ract)
         _slope(g[1], d[1], ract)
         _slope(g[2], d[2], act)

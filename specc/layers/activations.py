@@ -89,6 +89,7 @@ def activation_grad(dy: np.ndarray, y: np.ndarray, activation: str, z: np.ndarra
 class Activation(Layer):
     """Applies an activation function to its input."""
     type: Literal["Activation"]
+    supports_masking = True  # passes its input's mask on, as Keras' does
     activation: ActivationName
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
@@ -110,6 +111,7 @@ class Activation(Layer):
 
 class ElementWise(Layer):
     """A layer that keeps its input's shape."""
+    supports_masking = True  # each type passes its input's mask on, as Keras' does
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         return input_shapes[0]

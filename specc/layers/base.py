@@ -4,7 +4,12 @@ A layer object holds configuration only. Weights live outside it (the executor p
 of arrays), so one layer can be called at many nodes and every call shares the same weights. A layer type
 is one class registered in LAYERS by `@LAYERS.register()`, in one file of this package.
 
-    output_shape(input_shapes)            shape rule; raises ShapeError with a sentence a user can act on
+    output_shape(input_shapes)            shape rule; raises ShapeError with a sentence a user can act on;
+                                          a list of shapes when the call makes several outputs
+    output_count()                        how many tensors a call makes (1; an RNN with return_state: 1 + its
+                                          states); the graph names them NAME.0, NAME.1, ... in Keras' order,
+                                          forward returns them as a tuple and backward gets a list of their
+                                          gradients, None for an output that gets none
     weight_shapes(input_shapes)           {name: shape}, Keras names and layouts
     init_weights(shapes, rng)             {name: array}, Keras default initializers
     state_weights                         names of weights that training does not learn but a forward pass in
@@ -18,7 +23,24 @@ is one class registered in LAYERS by `@LAYERS.register()`, in one file of this p
                                              None also stands for an input that has no gradient (ids).
     call_arguments                        fields that are arguments of Keras' call, not of its constructor
                                           (`use_causal_mask`): keys of the entry all the same
+    tensor_arguments                      those of them that name tensors (an RNN's `initial_state: [h, c]`):
+                                          they are inputs of the node after the entry's `inputs:` (forward's
+                                          xs, backward's dx, in the order call_tensors() lists them)
     arity                                 how many inputs it takes (None: two or more)
+
+Masks (Keras' masking): a mask marks which steps of a sequence count, a bool array of a tensor's shape
+without its last axis ((batch, steps) for (batch, steps, features)). A layer that makes one from nothing
+says so in makes_masks() (Embedding with mask_zero, Masking); a graph with such a layer carries every
+tensor's mask (None for most) from node to node; otherwise masks cost nothing.
+
+    supports_masking                      Keras' flag: the layer passes its first input's mask on (the default
+                                          compute_mask); a layer without it drops the masks it is given
+    compute_mask(xs, masks)               its output's mask (a list, one per output, when several), from its
+                                          inputs and their masks (None where an input has none)
+    reads_masks                           forward is called as forward(weights, xs, training, masks=[mask of
+                                          each input]) when its graph carries masks; it keeps in its cache
+                                          what its backward needs of them (RNNs: masked steps carry the state)
+    makes_masks()                         whether it makes a mask from unmasked inputs
     accepts_integers                      whether its inputs may be integer ids
     id_limit()                            ids it reads must lie in [0, id_limit()); None when it reads none
 """
@@ -108,12 +130,32 @@ class Layer(Config):
     accepts_integers: ClassVar[bool] = False
     state_weights: ClassVar[frozenset[str]] = frozenset()
     call_arguments: ClassVar[frozenset[str]] = frozenset()
+    tensor_arguments: ClassVar[tuple[str, ...]] = ()
+    supports_masking: ClassVar[bool] = False
+    reads_masks: ClassVar[bool] = False
 
     @property
     def input_names(self) -> list[str]:
         if self.inputs is None:
             return []
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+    def call_tensors(self) -> list[str]:
+        """The tensors its tensor-valued call arguments name, in order: inputs of the node after `inputs:`."""
+        tensors: list[str] = []
+        for argument in self.tensor_arguments:
+            value = getattr(self, argument)
+            tensors += [] if value is None else [value] if isinstance(value, str) else list(value)
+        return tensors
+
+    def output_count(self) -> int:
+        return 1
+
+    def makes_masks(self) -> bool:
+        return False
+
+    def compute_mask(self, xs: list[np.ndarray], masks: list[Optional[np.ndarray]]) -> Any:
+        return masks[0] if self.supports_masking and masks else None
 
     def id_limit(self) -> Optional[int]:
         return None

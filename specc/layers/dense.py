@@ -14,6 +14,7 @@ from .base import LAYERS, ActivityArguments, BiasArguments, KernelArguments, Lay
 class Dense(KernelArguments, BiasArguments, ActivityArguments, Layer):
     """A fully connected layer over the last axis of its input."""
     type: Literal["Dense"]
+    supports_masking = True  # passes its input's mask on, as Keras' does
     units: PositiveInt = Field(description="Size of the output's last axis.")
     activation: ActivationName = "linear"
     use_bias: bool = True

@@ -23,8 +23,16 @@ class Embedding(Layer):
     embeddings_initializer: InitializerArgument = "uniform"
     embeddings_regularizer: Optional[RegularizerArgument] = None
     embeddings_constraint: Optional[ConstraintArgument] = None
+    mask_zero: bool = Field(False, description="Id 0 is padding: it masks its step for the layers after "
+                                               "(RNNs skip it, losses ignore it).")
 
     accepts_integers: ClassVar[bool] = True
+
+    def makes_masks(self) -> bool:
+        return self.mask_zero
+
+    def compute_mask(self, xs, masks):
+        return np.asarray(xs[0]) != 0 if self.mask_zero else None
 
     def id_limit(self) -> int:
         return self.input_dim

@@ -2,12 +2,23 @@
 Maximum and Minimum, which broadcast as Keras does; Dot."""
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Literal, Union
+from typing import Callable, ClassVar, Literal, Optional, Union
 
 import numpy as np
 from pydantic import Field
 
 from .base import LAYERS, Layer, Shape, ShapeError, show_shape
+
+
+def all_masks(masks: list) -> Optional[np.ndarray]:
+    """Keras' mask of an element-wise merge: a step counts where it counts in every input that has a mask."""
+    given = [m for m in masks if m is not None]
+    if not given:
+        return None
+    joined = given[0]
+    for mask in given[1:]:
+        joined = joined & mask
+    return joined
 
 
 @LAYERS.register()
@@ -53,6 +64,10 @@ class Add(Layer):
     """Element-wise sum of inputs of one shape."""
     type: Literal["Add"]
     arity = None
+    supports_masking = True
+
+    def compute_mask(self, xs, masks):
+        return all_masks(masks)
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         if len(set(input_shapes)) != 1:
@@ -75,6 +90,10 @@ class Subtract(Layer):
     """Element-wise difference of two inputs of one shape: inputs [a, b] give a - b."""
     type: Literal["Subtract"]
     arity = 2
+    supports_masking = True
+
+    def compute_mask(self, xs, masks):
+        return all_masks(masks)
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         if input_shapes[0] != input_shapes[1]:
@@ -122,7 +141,11 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 class ElementWiseMerge(Layer):
     """Two or more inputs combined cell by cell, broadcast as Keras does (see broadcast_shape)."""
     arity = None
+    supports_masking = True
     verb: ClassVar[str] = "merge"  # as said in a shape error: "cannot multiply tensors..."
+
+    def compute_mask(self, xs, masks):
+        return all_masks(masks)
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         return broadcast_shape(self.verb, input_shapes)

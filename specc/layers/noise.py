@@ -57,6 +57,7 @@ def mask_shape(noise_shape: NoiseShape, shape: tuple) -> tuple:
 class Noise(Layer):
     """A layer that changes its input only in training, keeping its shape. Subclasses give `_noisy` (whether
     the layer draws anything), `_apply` (the noisy output and what backward needs) and `_grad`."""
+    supports_masking = True  # each type passes its input's mask on, as Keras' does
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         return input_shapes[0]

@@ -96,6 +96,7 @@ class BatchNormalization(ScaleOffsetArguments, Layer):
     (variance biased), and the moving ones follow them: moving = moving * momentum + batch * (1 - momentum).
     Otherwise the moving statistics are used (inference mode)."""
     type: Literal["BatchNormalization"]
+    supports_masking = True  # passes its input's mask on, as Keras' does
     axis: int = Field(-1, description="The channel axis (0 is the batch; default the last).")
     momentum: float = 0.99
     epsilon: NonNegativeFloat = 0.001
@@ -177,6 +178,7 @@ class LayerNormalization(ScaleOffsetArguments, Layer):
 
     the variance biased, gamma and beta of the shape of those axes."""
     type: Literal["LayerNormalization"]
+    supports_masking = True  # passes its input's mask on, as Keras' does
     axis: Axes = Field(-1, description="The axis, or axes, each sample is normalized over (0 is the batch).")
     epsilon: NonNegativeFloat = 0.001
     center: bool = Field(True, description="Add the learned offset beta.")
@@ -224,6 +226,7 @@ class LayerNormalization(ScaleOffsetArguments, Layer):
 class UnitNormalization(Layer):
     """Scales each sample to unit L2 norm over the `axis` (one or several): y = x / max(|x|, 1e-12)."""
     type: Literal["UnitNormalization"]
+    supports_masking = True  # passes its input's mask on, as Keras' does
     axis: Axes = Field(-1, description="The axis, or axes, whose norm becomes 1 (0 is the batch).")
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
@@ -249,6 +252,7 @@ class UnitNormalization(Layer):
 class Rescaling(Layer):
     """y = x * scale + offset (a list of numbers applies one per value of the last axis)."""
     type: Literal["Rescaling"]
+    supports_masking = True  # passes its input's mask on, as Keras' does
     scale: Union[float, list[float]] = Field(description="Multiplies the input, e.g. 0.00392156862745098 "
                                                           "(1 / 255).")
     offset: Union[float, list[float]] = 0.0

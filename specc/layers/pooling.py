@@ -191,9 +191,28 @@ class _GlobalMaxPooling(_GlobalPooling):
 
 @LAYERS.register()
 class GlobalAveragePooling1D(_GlobalAveragePooling):
-    """Mean over the steps of a channels-last sequence, channel by channel."""
+    """Mean over the steps of a channels-last sequence, channel by channel; over the unmasked steps only when
+    the sequence carries a mask (Keras' masking), which it consumes."""
     type: Literal["GlobalAveragePooling1D"]
     spatial_axes = 1
+    supports_masking: ClassVar[bool] = True
+    reads_masks: ClassVar[bool] = True
+
+    def compute_mask(self, xs, masks):
+        return None
+
+    def forward(self, weights, xs, training, masks=None):
+        if masks is None or masks[0] is None:
+            return super().forward(weights, xs, training)
+        x = xs[0]
+        share = masks[0].astype(x.dtype)
+        share /= share.sum(axis=1, keepdims=True)  # each unmasked step's weight in its row's mean
+        return self._pooled(np.einsum("bt,btc->bc", share, x)), share
+
+    def backward(self, weights, grads, cache, dy, need_dx=True):
+        if not isinstance(cache, np.ndarray):  # no mask: the input's shape
+            return super().backward(weights, grads, cache, dy, need_dx)
+        return [cache[:, :, None] * dy.reshape(len(dy), 1, -1)]
 
 
 @LAYERS.register()

@@ -88,6 +88,7 @@ class Parameters:
     def assign(self, arrays: dict[str, np.ndarray], source: str, prefix: str = "", partial: bool = False):
         """Copy weights in by key; a missing key, unknown key or wrong shape is a SpecError naming `source`."""
         problems = []
+        arrays = self._current_keys(arrays, prefix)
         wanted = {key[len(prefix):]: key for key in self.shapes if key.startswith(prefix)}
         missing = [short for short in wanted if short not in arrays]
         extra = sorted(set(arrays) - set(wanted))
@@ -109,6 +110,18 @@ class Parameters:
         for short, key in wanted.items():
             if short in arrays:
                 by_key[key][...] = arrays[short]
+
+
+    def _current_keys(self, arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+        """The arrays with keys of earlier files renamed: an inline wrapped layer's weights were keyed without
+        its level (`td/kernel`, now `td/dense/kernel`)."""
+        renamed = {f"{layer.former_key}/{name}"[len(prefix):]: f"{layer.key}/{name}"[len(prefix):]
+                   for layer in self._layers if layer.former_key is not None and layer.key.startswith(prefix)
+                   for name in layer.weight_shapes}
+        if not renamed:
+            return arrays
+        return {renamed[key] if key in renamed and renamed[key] not in arrays else key: array
+                for key, array in arrays.items()}
 
 
 def _some(names: list[str], shown: int = 5) -> str:

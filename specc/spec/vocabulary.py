@@ -39,8 +39,9 @@ def _arguments(config, common=None) -> str:
     fields = {name: field for name, field in fields.items() if name not in weight_arguments}
     required = [name for name, field in fields.items() if field.default is PydanticUndefined
                 and field.default_factory is None]
-    optional = [f"{name}={field.default!r}" for name, field in fields.items()
+    optional = [f"{field.alias or name}={field.default!r}" for name, field in fields.items()
                 if name not in required and field.default_factory is None]
+    required = [fields[name].alias or name for name in required]
     weights = [f"{name.removesuffix('_initializer')}: {field.default}" for name, field in weight_arguments.items()
                if name.endswith("_initializer")]
     if "activity_regularizer" in weight_arguments:

@@ -104,12 +104,13 @@ class _Gathering:
         """The values of the tensors in `wanted` and of everything that leads to a gathered layer."""
         needed, nodes = set(wanted), []
         for node in reversed(graph.nodes):
-            if node.output in needed or self.holds(node.layer):
+            if needed.intersection(node.outputs) or self.holds(node.layer):
                 nodes.append(node)
                 needed.update(node.inputs)
         values = dict(zip(graph.inputs, xs))
         for node in reversed(nodes):
-            values[node.output] = self.call(node.layer, [values[t] for t in node.inputs])
+            y = self.call(node.layer, [values[t] for t in node.inputs])
+            values.update(zip(node.outputs, y if len(node.outputs) > 1 else (y,)))  # several: NAME.0, NAME.1, ...
         return values
 
     def call(self, layer: GraphLayer, xs: list[np.ndarray]) -> np.ndarray:

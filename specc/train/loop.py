@@ -15,6 +15,7 @@ from ..runtime.blas import managed
 from ..runtime.parameters import Parameters
 from .callbacks import Callback, Trainer
 from .checkpoint import TrainState
+from .losses import masked_sample_weight
 from .objective import Objective, log_name
 from .optimizers import NonFiniteGradients, Optimizer
 from .progress import Progress
@@ -28,11 +29,14 @@ def batches(rows: int, batch_size: int, order: Optional[np.ndarray] = None):
         yield index
 
 
-def losses(graph: Graph, objective: Objective, values: dict, batch: Dataset):
-    """(total weighted loss, per-output losses, per-output loss gradients) of one batch."""
+def losses(graph: Graph, objective: Objective, values: dict, batch: Dataset, masks: Optional[dict] = None):
+    """(total weighted loss, per-output losses, per-output loss gradients) of one batch; an output's mask
+    (`masks`, from the forward pass's tape) leaves its masked positions out, as Keras' losses do."""
     total, per_output, output_grads = 0.0, {}, {}
     for out in graph.outputs:
-        loss, grad = objective.losses[out](values[out], batch.targets[out], batch.sample_weight)
+        sample_weight = batch.sample_weight if not masks or out not in masks else \
+            masked_sample_weight(batch.sample_weight, masks[out])
+        loss, grad = objective.losses[out](values[out], batch.targets[out], sample_weight)
         weight = objective.weights[out]
         per_output[out] = loss
         total += weight * loss
@@ -49,7 +53,7 @@ def train_step(graph: Graph, params: Parameters, optimizer: Optimizer, objective
     A loss that is not finite takes no step (the caller stops on it); gradients that are not finite raise
     NonFiniteGradients carrying the loss, and take no step either."""
     values, tape = graph.forward(params, batch.inputs, training)
-    total, per_output, output_grads = losses(graph, objective, values, batch)
+    total, per_output, output_grads = losses(graph, objective, values, batch, tape.masks)
     total += sum(training.losses)
     outputs = {o: values[o] for o in graph.outputs}
     if not math.isfinite(total):
@@ -116,8 +120,8 @@ def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Datas
     penalty = WeightRules(graph, params).penalty()  # in the loss, as Keras' evaluate counts it
     for index in batches(data.rows, batch_size):
         batch = data.take(index)
-        values, _ = graph.forward(params, batch.inputs, training=False)
-        total, per_output, _ = losses(graph, objective, values, batch)
+        values, tape = graph.forward(params, batch.inputs, training=False)
+        total, per_output, _ = losses(graph, objective, values, batch, tape.masks)
         logs.add(total + penalty, per_output, values, batch.targets, batch.rows)
     return logs.means()
 

@@ -71,6 +71,17 @@ def _call(kernel, pred, flat_pred, true, sample_weight, *options):
     return total / positions, grad.reshape(pred.shape)
 
 
+def masked_sample_weight(sample_weight: Optional[np.ndarray], mask: np.ndarray) -> np.ndarray:
+    """The weight of each position of an output that carries a mask (bool, the output's shape without its last
+    axis), as Keras' losses apply one: 0 where masked, total / unmasked positions elsewhere (so the mean
+    is over the unmasked positions), times the sample's weight."""
+    valid = np.count_nonzero(mask)
+    weight = np.where(mask, mask.size / valid if valid else 0.0, 0.0)
+    if sample_weight is not None:
+        weight *= np.asarray(sample_weight).reshape(len(mask), *[1] * (mask.ndim - 1))
+    return weight
+
+
 def _last(a: np.ndarray, axis: int) -> np.ndarray:
     """`a` with `axis` moved last (a view)."""
     return a if axis in (-1, a.ndim - 1) else np.moveaxis(a, axis, -1)
