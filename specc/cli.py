@@ -268,22 +268,18 @@ def _keras_needed():
                                                                  "(default: the spec's initial weights).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="model.keras: a Keras 3 model, compiled as the spec says (needs pip install 'specc[keras]'); "
-                   "model.onnx: an ONNX model for serving.")
+                   "model.onnx: an ONNX model for serving (needs pip install 'specc[onnx]').")
 def export_command(spec, weights, output):
     """Write the spec's model, with its weights, in another framework's format (chosen by the -o suffix)."""
-    import importlib.util
-
     from .model import load
     suffix = Path(output).suffix.lower()
     if suffix not in (".keras", ".onnx"):
         raise click.UsageError(f"cannot tell the format from '{output}'; name a .keras or .onnx file")
-    if suffix == ".onnx" and importlib.util.find_spec("specc.onnx.export") is None:
-        raise click.UsageError("export to ONNX is not available in this version of specc; export to .keras")
     model = load(spec)
     if weights:
         model.load_weights(weights)
     if suffix == ".onnx":
-        from .onnx.export import export_onnx  # type: ignore[import-not-found,unused-ignore]
+        from .onnx.export import export_onnx
         export_onnx(model, output)
     else:
         with _keras_needed():
