@@ -106,6 +106,20 @@ class Registry(Generic[T]):
             return {**value, "type": self.canonical(value["type"])}
         return value
 
+    def settings(self, value):
+        """A spec value for an entry's settings — a bare name, or `{type: NAME, ...}`, NAME any of its names or
+        aliases spelled in any case, with or without underscores (Keras' class names: `BinaryCrossentropy`) —
+        as `{type: the entry's own name, ...}`; anything else unchanged (validation says what is wrong)."""
+        if isinstance(value, str):
+            value = {"type": value}
+        if isinstance(value, dict) and isinstance(value.get("type"), str):
+            name = value["type"]
+            squeezed = {n.replace("_", "").lower(): n for n in self.names(with_aliases=True)}
+            known = self.canonical(name) or self.canonical(squeezed.get(name.replace("_", "").lower(), ""))
+            if known is not None:
+                return {**value, "type": known}
+        return value
+
     def argument(self) -> Any:
         """A spec value naming an entry: a bare name (kept as written: the entry with its default settings) or
         `{type: NAME, ...settings}` (the entry's config class, chosen by `type:`); aliases accepted for both."""

@@ -307,18 +307,7 @@ class CategoricalHinge(_AlongAxis):
     kernel = "categorical_hinge"
 
 
-def canonical_loss(value):
-    """A loss as the spec may write it — a bare name, `{type: NAME, ...}`, an alias or Keras' class name
-    (`BinaryCrossentropy`, `kld`, `MSE`) — as `{type: its registered name, ...}`; anything else as it is."""
-    if isinstance(value, str):
-        value = {"type": value}
-    if isinstance(value, dict) and isinstance(value.get("type"), str):
-        name = value["type"]
-        squeezed = {n.replace("_", "").lower(): n for n in LOSSES.names(with_aliases=True)}
-        known = LOSSES.canonical(name) or LOSSES.canonical(squeezed.get(name.replace("_", "").lower(), ""))
-        if known is not None:
-            return {**value, "type": known}
-    return value
+canonical_loss = LOSSES.settings  # a spec's spelling of one, as {type: its registered name, ...}
 
 
 def default_loss(name: str) -> LossSettings:

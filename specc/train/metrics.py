@@ -565,16 +565,5 @@ class MeanIoU(_IoU):
         return list(range(self.num_classes))
 
 
-def canonical_metric(value):
-    """A metric as the spec may write it — a bare name, `{type: NAME, ...}`, an alias or Keras' class name
-    (`AUC`, `Precision`, `MeanSquaredError`) — as `{type: its registered name, ...}`; anything else as it is."""
-    if isinstance(value, str):
-        value = {"type": value}
-    if isinstance(value, dict) and isinstance(value.get("type"), str):
-        name = value["type"]
-        squeezed = {n.replace("_", "").lower(): n for n in METRICS.names(with_aliases=True)}
-        known = METRICS.canonical(name) or METRICS.canonical(squeezed.get(name.replace("_", "").lower(), ""))
-        if known is not None:
-            return {**value, "type": known}
-    return value
+canonical_metric = METRICS.settings  # a spec's spelling of one, as {type: its registered name, ...}
 
