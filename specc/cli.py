@@ -199,15 +199,14 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
 @click.option("--batch-size", type=click.IntRange(min=1))
 def predict(spec, weights, data_path, output, batch_size):
     """Write one array per model output, named after it."""
-    from .io.weights import save_arrays
     from .model import load
+    from .train.loop import write_predictions
     model = load(spec)
     model.load_weights(weights)
     data = model.read_data(data_path, with_targets=False)
-    predictions = model.predict(data, batch_size=batch_size)
-    save_arrays(output, predictions)
-    shapes = ", ".join(f"{k} {v.shape}" for k, v in predictions.items())
-    click.echo(f"Wrote {output}: {shapes}", err=True)
+    shapes = write_predictions(model.graph, model.params, data.inputs, batch_size or model.spec.fit.batch_size,
+                               output)
+    click.echo(f"Wrote {output}: " + ", ".join(f"{name} {shape}" for name, shape in shapes.items()), err=True)
 
 
 @cli.command()
@@ -240,15 +239,16 @@ def evaluate(spec, weights, data_path, batch_size):
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(spec, output, rows, seed):
     """Random inputs and targets of the right names, shapes and dtypes (ids within their Embedding's range)."""
-    from .io.weights import save_arrays
+    from .io.weights import write_members
     from .model import load
-    from .synth import synthesize
+    from .synth import synthetic_members
     model = load(spec)
     train = model.spec.data.train if model.spec.data else None
-    arrays = synthesize(model.graph, model.losses(), rows, seed, train.inputs if train else None,
-                        train.targets if train else None)
-    save_arrays(output, arrays)
-    click.echo(f"Wrote {output}: " + ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items()), err=True)
+    members = synthetic_members(model.graph, model.losses(), rows, seed, train.inputs if train else None,
+                                train.targets if train else None)
+    write_members(output, members)
+    click.echo(f"Wrote {output}: " + ", ".join(f"{name} {shape} {dtype}" for name, shape, dtype, _ in members),
+               err=True)
 
 
 @contextlib.contextmanager

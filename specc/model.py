@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -150,23 +151,48 @@ class Model:
 
     def check_data(self) -> list[Problem]:
         """What the headers of the data files the spec names show to be wrong (a missing file or array, a shape,
-        a dtype, numbers of rows), each at the spec's key that names it; no array is read."""
+        a dtype, numbers of rows, shards that disagree), each at the spec's key that names it; no array is read."""
         data = self.spec.data
         if data is None:
             return []
         sources = [(data.train, ("data", "train"))]
         if data.validation is not None:
             sources.append((self._validation_source(data), ("data", "validation")))
-        problems = [problem for source, where in sources
-                    for problem in check_headers(self.path.parent / source.path, self.graph, self._target_kinds(),
-                                                 source.inputs, source.targets, where, shown_as=source.path,
-                                                 sample_weight=source.sample_weight)]
+        problems = []
+        for source, where in sources:
+            try:
+                paths, shown = self._files(source, where)
+            except SpecError as e:
+                problems += e.problems
+                continue
+            problems += check_headers(paths, self.graph, self._target_kinds(), source.inputs, source.targets, where,
+                                      shown_as=shown, sample_weight=source.sample_weight)
         return [self.source.locate(problem) for problem in problems]
+
+    def _files(self, source, where: KeyPath) -> tuple[list[Path], list[str]]:
+        """The files of a data source (its path, or its shards: a list of paths and glob patterns, each pattern's
+        files in name order) and how the spec names them; a pattern no file matches is a SpecError."""
+        named = [source.path] if isinstance(source.path, str) else source.path
+        paths, shown = [], []
+        for index, name in enumerate(named):
+            if not glob.has_magic(name):
+                paths.append(self.path.parent / name)
+                shown.append(name)
+                continue
+            found = sorted(glob.glob(name, root_dir=self.path.parent))
+            if not found:
+                at = where + ("path",) + (() if isinstance(source.path, str) else (index,))
+                raise SpecError([Problem(f"no file matches '{name}' (relative to the spec's folder, "
+                                         f"{self.path.parent})", at)])
+            paths += [self.path.parent / f for f in found]
+            shown += found
+        return paths, shown
 
     def _read(self, source, where: KeyPath) -> Dataset:
         with located(self.source):
-            return load_dataset(self.path.parent / source.path, self.graph, self._target_kinds(), source.inputs,
-                                source.targets, where, shown_as=source.path, sample_weight=source.sample_weight)
+            paths, shown = self._files(source, where)
+            return load_dataset(paths, self.graph, self._target_kinds(), source.inputs, source.targets, where,
+                                shown_as=shown, sample_weight=source.sample_weight)
 
     def read_data(self, path: Union[str, Path], with_targets: bool = True) -> Dataset:
         """A data file given outside the spec: arrays named like the model's inputs and outputs, or as the
@@ -211,7 +237,7 @@ class Model:
             epochs, batch_size = epochs or fit_spec.epochs, batch_size or fit_spec.batch_size
             state = TrainState.fresh(self.spec.seed, epochs, batch_size)
             state.run = {"spec": str(self.path.resolve()), "rendered": render(self.spec), "rows": train.rows,
-                         "data": _fingerprint(train)}
+                         **data_identity(train)}
             adapt(self.graph, self.params, train)  # Normalization layers' statistics, before the first step
         config = FitConfig(epochs, batch_size, fit_spec.shuffle, self.spec.seed,
                            [c.make() for c in fit_spec.callbacks] + list(callbacks or []), progress, stop,
@@ -247,7 +273,8 @@ class Model:
         else:
             path = Path(resume)
             checkpoint = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-        check_same_run(checkpoint, render(self.spec), train.rows, batch_size, _fingerprint(train))
+        check_same_run(checkpoint, render(self.spec), train.rows, batch_size, data_identity(train).get("files", {}),
+                       lambda: _fingerprint(train))
         problems = state_problems([c.make() for c in self.spec.fit.callbacks], checkpoint.state.callbacks,
                                   checkpoint.state.callback_arrays, self.params.values.size)
         if problems:
@@ -285,6 +312,15 @@ class Model:
                                  f"got {array.shape}")
             arrays[name] = array.astype(self.graph.input_dtypes[name], copy=False)
         return predict(self.graph, self.params, arrays, batch_size or self.spec.fit.batch_size)
+
+
+def data_identity(data: Dataset) -> dict:
+    """How a run knows its training data again: each file's identity (from the archive's index: instant at any
+    size), and for data in memory a fingerprint of sampled rows (which data given to `fit` may be checked by)."""
+    identity: dict[str, object] = {} if data.mapped else {"data": _fingerprint(data)}
+    if data.sources:
+        identity["files"] = {source.shown: source.identity for source in data.sources}
+    return identity
 
 
 def _fingerprint(data: Dataset) -> str:

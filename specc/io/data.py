@@ -1,253 +1,437 @@
-"""Datasets: arrays from .npz files mapped onto a model's named inputs and outputs, checked and cast."""
+"""Datasets: arrays from .npz files (one, or shards whose rows follow one another) mapped onto a model's named
+inputs and outputs, checked and cast.
+
+Headers are checked first, for every shard, without reading any values. A dataset of MAPPED_BYTES or more is
+memory-mapped (members stored as np.savez writes them) and its rows are read and cast a batch at a time; a
+smaller one is read whole and cast once. Values are checked by their summaries (io/values.py), in chunks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Generic, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..graph import Graph
-from .npz import NpzArchive, NpzError
+from ..runtime.heap import show_bytes
+from .npz import ArrayHeader, NpzArchive, NpzError
+from .rows import Rows
+from .values import Rule, Summaries, Summary, first_problem
 
 FLOAT32_EXACT_INT = 2 ** 24  # every integer up to this magnitude is exact in float32
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAPPED_BYTES = 64 * 2 ** 20  # datasets of at least this many bytes are mapped rather than read whole
+
+Column = Union[np.ndarray, Rows]  # rows in memory, or read on demand
+
+
+@dataclass(frozen=True)
+class Source:
+    """A data file a dataset was read from: as the spec names it, its index's identity (names, shapes and CRCs:
+    io.npz.NpzArchive.identity), and its size and modification time when read."""
+    shown: str
+    path: Path
+    identity: str
+    stamp: tuple[int, int]
+
+    def changed(self) -> bool:
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return True
+        return (status.st_size, status.st_mtime_ns) != self.stamp
+
+
+class DataChanged(SpecError):
+    """A data file changed while a run was reading it."""
+
+
+C = TypeVar("C", np.ndarray, Column)
 
 
 @dataclass
-class Dataset:
-    inputs: dict[str, np.ndarray]
-    targets: dict[str, np.ndarray]
+class Dataset(Generic[C]):
+    """Inputs and targets by model name, as arrays in memory (a batch, or data read whole) or as Rows read on
+    demand; their per-row weights; the files they came from."""
+    inputs: dict[str, C]
+    targets: dict[str, C]
     sample_weight: Optional[np.ndarray] = None  # float32, one per row: each row's loss is multiplied by it
+    sources: list[Source] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return len(next(iter(self.inputs.values())))
 
-    def take(self, index) -> "Dataset":
+    @property
+    def mapped(self) -> bool:
+        """Whether rows are read from files as they are taken (worth preparing ahead of their use)."""
+        return any(isinstance(c, Rows) and c.mapped for c in [*self.inputs.values(), *self.targets.values()])
+
+    def take(self, index) -> "Dataset[np.ndarray]":
+        """The rows at `index` (a slice or row numbers), in memory."""
         return Dataset({k: v[index] for k, v in self.inputs.items()},
                        {k: v[index] for k, v in self.targets.items()},
                        None if self.sample_weight is None else self.sample_weight[index])
 
+    def between(self, start: int, stop: int) -> "Dataset[C]":
+        """Rows start to stop, read on demand when these are."""
+        def part(column):
+            return column.between(start, stop) if isinstance(column, Rows) else column[start:stop]
+        return Dataset({k: part(v) for k, v in self.inputs.items()}, {k: part(v) for k, v in self.targets.items()},
+                       None if self.sample_weight is None else self.sample_weight[start:stop], self.sources)
+
+    def check_unchanged(self):
+        """DataChanged when a file the data is mapped from was rewritten since it was opened: its rows could
+        be anything now, or missing."""
+        changed = [source.shown for source in self.sources if source.changed()]
+        if changed and self.mapped:
+            raise DataChanged([Problem(f"{name}: changed while training read it; the run stops here (its last "
+                                       "checkpoint is kept): resume it once the file is back as it was, or start "
+                                       "a new run", (), name) for name in changed])
+
 
 class _Report:
-    """Problems about one data file: located at a spec key when the spec named the file, else at the file."""
+    """Problems about data files: located at a spec key when the spec named the files, else at the file."""
 
-    def __init__(self, file: str, where: Optional[KeyPath]):
-        self.file, self.where = file, where
+    def __init__(self, where: Optional[KeyPath]):
+        self.where = where
         self.problems: list[Problem] = []
 
-    def add(self, message: str, key: KeyPath = ()):
+    def add(self, file: str, message: str, key: KeyPath = ()):
         if self.where is None:
-            self.problems.append(Problem(f"{message}", (), self.file))
+            self.problems.append(Problem(f"{message}", (), file))
         else:
-            self.problems.append(Problem(f"{self.file}: {message}", self.where + key))
+            self.problems.append(Problem(f"{file}: {message}", self.where + key))
 
     def raise_if_any(self):
         if self.problems:
             raise SpecError(self.problems)
 
 
-def cast(array: np.ndarray, dtype: str) -> tuple[Optional[np.ndarray], str]:
-    """The array as `dtype` when that loses nothing a model cares about, else (None, why not)."""
-    kind = array.dtype.kind
-    if kind not in "biuf":
-        return None, f"has dtype {array.dtype}; numbers are needed"
-    if dtype == "float32":
-        # (not np.abs: the most negative integer is its own absolute value)
-        if kind in "iu" and array.size and (array.min() < -FLOAT32_EXACT_INT or array.max() > FLOAT32_EXACT_INT):
-            return None, f"has integers beyond {FLOAT32_EXACT_INT}, which float32 cannot hold exactly"
-        return as_float32(array)
-    if kind == "f":
-        return None, _dtype_problem(array.dtype, dtype)
-    info = np.iinfo(dtype)
-    if array.size and (array.min() < info.min or array.max() > info.max):
-        return None, f"has values outside the range of {dtype}"
-    return array.astype(dtype, copy=False), ""
+@dataclass
+class _Use:
+    """One array as the model uses it: where problems with it are located, what it feeds (said after each
+    problem), its dtype and row shape once cast, and the rules its values keep."""
+    role: tuple  # ("inputs", name), ("targets", name) or ("sample_weight",)
+    array: str
+    key: KeyPath
+    feeds: str
+    dtype: str
+    row_shape: tuple
+    rules: list[Rule]
 
 
-def as_float32(array: np.ndarray) -> tuple[Optional[np.ndarray], str]:
-    """Numbers as float32, else (None, why not): NaN or infinite values, or values beyond float32's range (which
-    the cast would make infinite). Rounding float64 to float32 is allowed: it is what training in float32 means."""
-    if array.dtype.kind == "f":
-        bad = ~np.isfinite(array)
-        if bad.any():
-            return None, f"has NaN or infinite values (first at row {int(np.argwhere(bad)[0][0])})"
-        if array.dtype.itemsize > 4:
-            bad = np.abs(array) > FLOAT32_MAX
-            if bad.any():
-                at = tuple(np.argwhere(bad)[0])
-                return None, f"has values beyond float32's range (±{FLOAT32_MAX:.3g}), the first {array[at]:.4g} " \
-                             f"at row {at[0]}"
-    return array.astype(np.float32, copy=False), ""
-
-
-def load_dataset(path: Path, graph: Graph, target_kinds: dict[str, str], input_names: Optional[dict[str, str]],
-                 target_names: Optional[dict[str, str]], where: Optional[KeyPath], with_targets: bool = True,
-                 shown_as: Optional[str] = None, sample_weight: Optional[str] = None) -> Dataset:
-    """Read, check and cast one data file for `graph`.
+def load_dataset(path: Union[Path, Sequence[Path]], graph: Graph, target_kinds: dict[str, str],
+                 input_names: Optional[dict[str, str]], target_names: Optional[dict[str, str]],
+                 where: Optional[KeyPath], with_targets: bool = True,
+                 shown_as: Union[str, Sequence[str], None] = None, sample_weight: Optional[str] = None,
+                 say: Optional[Callable[[str], None]] = None) -> Dataset:
+    """Read, check and cast the data of one file, or of shards whose rows follow one another, for `graph`.
 
     `target_kinds` says what each output's loss compares with (train.losses.TargetKind).
     `input_names`/`target_names` map model names to array names (None: arrays named like the model's).
-    `sample_weight` names an array of per-row loss weights. `where` is the spec key that named the file, so
-    problems point there; None for files given on the command line."""
-    report = _Report(shown_as or str(path), where)
-
-    def key(section, model_name):
-        return (section, model_name) if (input_names if section == "inputs" else target_names) else ()
-    try:
-        with NpzArchive(path) as archive:
-            headers = archive.headers
-            inputs = _pick(headers, graph.inputs, input_names, "inputs", "input", report)
-            targets = _pick(headers, graph.outputs, target_names, "targets", "output", report) if with_targets else {}
-            if sample_weight is not None and sample_weight not in headers:
-                report.add(f"no array '{sample_weight}' for sample_weight{did_you_mean(sample_weight, headers)} "
-                           f"(arrays: {', '.join(sorted(headers)) or 'none'})", ("sample_weight",))
+    `sample_weight` names an array of per-row loss weights. `where` is the spec key that named the files, so
+    problems point there; None for files given on the command line. `say` shows notes and progress."""
+    paths, shown = _named(path, shown_as)
+    report = _Report(where)
+    with contextlib.ExitStack() as stack:
+        archives = _open(paths, shown, report, stack)
+        uses = _uses(archives, shown, graph, target_kinds, input_names, target_names, with_targets, sample_weight,
+                     report, headers_only=False)
+        # parts[array][i]: the array in file i, for every file whose array is laid out like the first file's
+        # (arrays already reported wrong are still checked for their values: every problem at once)
+        like = {use.array: archives[0].headers[use.array] for use in uses} if uses else {}
+        parts: dict[str, dict[int, np.ndarray]] = {}
+        mapped = sum(archive.headers[use.array].nbytes for archive in archives for use in uses
+                     if use.array in archive.headers) >= MAPPED_BYTES
+        for use in uses:
+            parts[use.array] = {}
+        for i, archive in enumerate(archives):
+            wanted = [array for array in parts if _same_layout(archive.headers.get(array), like[array])]
+            try:
+                for array, values in _arrays(archive, shown[i], wanted, mapped, say).items():
+                    parts[array][i] = values
+            except NpzError as e:  # too large, or damaged
+                for message in e.messages:
+                    report.add(shown[i], message)
+        if any(len(by_file) < len(archives) for by_file in parts.values()) and report.problems:
             report.raise_if_any()
-            arrays = archive.read(_readable(headers, inputs, targets, sample_weight, key, report))
-    except NpzError as e:
-        for message in e.messages:
-            report.add(message)
+        summaries, found = Summaries(say=say), dict[str, Summary]()
+        for i, archive in enumerate(archives):
+            arrays = {array: by_file[i] for array, by_file in parts.items() if i in by_file}
+            for array, summary in summaries.of(archive, arrays, shown[i]).items():
+                found[array] = found.get(array, Summary()).merged(summary)
+        for use in uses:
+            broken = next((rule for rule in use.rules if rule.broken(found[use.array])), None)
+            if broken is not None:
+                files = list(parts[use.array])
+                index, words = first_problem([parts[use.array][i] for i in files], broken)
+                report.add(shown[files[index]], f"array '{use.array}' {words}{use.feeds}", use.key)
         report.raise_if_any()
-    inputs = {name: (array_name, arrays[array_name]) for name, (array_name, _) in inputs.items()
-              if array_name in arrays}
-    targets = {name: (array_name, arrays[array_name]) for name, (array_name, _) in targets.items()
-               if array_name in arrays}
+        sources = [Source(name, p, archive.identity(), _stamp(archive)) for archive, name, p in
+                   zip(archives, shown, paths)]
+    columns: dict[tuple, Column] = {}
+    for use in uses:
+        rows = Rows(list(parts[use.array].values()), use.dtype, use.row_shape)
+        columns[use.role] = rows if mapped else rows[:]
+    weights = columns.pop(("sample_weight",), None)
+    return Dataset({name: column for (role, name), column in columns.items() if role == "inputs"},
+                   {name: column for (role, name), column in columns.items() if role == "targets"},
+                   None if weights is None else np.asarray(weights), sources)
 
-    rows = {}
-    out_inputs = {}
-    for name, (array_name, array) in inputs.items():
-        why = _input_shape_problem(array.shape, name, graph.inputs[name])
+
+def check_headers(path: Union[Path, Sequence[Path]], graph: Graph, target_kinds: dict[str, str],
+                  input_names: Optional[dict[str, str]], target_names: Optional[dict[str, str]], where: KeyPath,
+                  shown_as: Union[str, Sequence[str], None] = None,
+                  sample_weight: Optional[str] = None) -> list[Problem]:
+    """What the headers of data files show to be wrong for `graph` (arguments as for load_dataset): a file that
+    is missing or not an .npz, an array missing, of the wrong shape or dtype, arrays of different numbers of rows,
+    shards that disagree. No array is read: the values (NaN, ids out of range, labels beyond the classes) are
+    checked when training."""
+    paths, shown = _named(path, shown_as)
+    report = _Report(where)
+    with contextlib.ExitStack() as stack:
+        archives = _open(paths, shown, report, stack)
+        _uses(archives, shown, graph, target_kinds, input_names, target_names, True, sample_weight, report,
+              headers_only=True)
+    return report.problems
+
+
+def _named(path, shown_as) -> tuple[list[Path], list[str]]:
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    if shown_as is None:
+        return paths, [str(p) for p in paths]
+    return paths, [shown_as] if isinstance(shown_as, str) else list(shown_as)
+
+
+def _open(paths: list[Path], shown: list[str], report: _Report, stack: contextlib.ExitStack) -> list[NpzArchive]:
+    """Every file's archive with its headers checked; problems reported per file (then the list is short)."""
+    archives = []
+    for path, name in zip(paths, shown):
+        try:
+            archives.append(stack.enter_context(NpzArchive(path)))
+        except NpzError as e:
+            for message in e.messages:
+                report.add(name, message)
+    return archives if len(archives) == len(paths) else []
+
+
+def _same_layout(header: Optional[ArrayHeader], like: ArrayHeader) -> bool:
+    return header is not None and (header.dtype, header.shape[1:]) == (like.dtype, like.shape[1:])
+
+
+def _stamp(archive: NpzArchive) -> tuple[int, int]:
+    status = os.fstat(archive.fileno())
+    return status.st_size, status.st_mtime_ns
+
+
+def _arrays(archive: NpzArchive, shown: str, names: list[str], mapped: bool, say) -> dict[str, np.ndarray]:
+    """The named arrays of a file: memory-mapped when `mapped` and stored as np.savez writes them, else read."""
+    unmapped = [name for name in names if not (mapped and not archive.headers[name].compressed)]
+    if mapped and unmapped:
+        size = sum(archive.headers[name].nbytes for name in unmapped)
+        say = say or _say
+        say(f"Note: {shown}: {', '.join(unmapped)} compressed (np.savez_compressed), so read whole "
+            f"({show_bytes(size)}); saved with np.savez (uncompressed) they would be read only as batches need them")
+    arrays = archive.read(unmapped)
+    return {name: arrays[name] if name in arrays else archive.map(name) for name in names}
+
+
+def _say(text: str):
+    print(text, file=sys.stderr)
+
+
+def _uses(archives: list[NpzArchive], shown: list[str], graph: Graph, target_kinds: dict[str, str],
+          input_names, target_names, with_targets: bool, sample_weight: Optional[str], report: _Report,
+          headers_only: bool) -> list[_Use]:
+    """The arrays the model uses, judged by the first file's headers (every shard must agree with them); with
+    `headers_only`, the value rules are left out."""
+    if not archives:
+        return []
+    headers, file = archives[0].headers, shown[0]
+    uses: list[_Use] = []
+    key: KeyPath
+    for name, (array, header) in _pick(headers, graph.inputs, input_names, "inputs", "input", file, report).items():
+        key = ("inputs", name) if input_names else ()
+        dtype = graph.input_dtypes[name]
+        why = _readable(header, "numbers are needed") or _dtype_problem(header.dtype, dtype) or \
+            _input_shape_problem(header.shape, name, graph.inputs[name])
         if why:
-            report.add(f"array '{array_name}' {why}", key("inputs", name))
-            continue
-        converted, why = cast(array, graph.input_dtypes[name])
-        if converted is None:
-            report.add(f"array '{array_name}' {why}", key("inputs", name))
-            continue
-        for limit, row, value in _ids_out_of_range(graph, name, converted):
-            report.add(f"array '{array_name}' has id {value} at row {row}, outside [0, {limit}) of the "
-                       "Embedding it feeds", key("inputs", name))
-        out_inputs[name] = converted
-        rows[f"array '{array_name}'"] = len(array)
-    out_targets = {}
-    for name, (array_name, array) in targets.items():
-        converted, why = _target(array, graph.shapes[name], target_kinds[name])
-        if converted is None:
-            report.add(f"array '{array_name}' {why} (target of output '{name}')", key("targets", name))
-            continue
-        out_targets[name] = converted
-        rows[f"array '{array_name}'"] = len(array)
-    weights = None
-    if sample_weight in arrays:
-        weights = _sample_weight(arrays, sample_weight, report)
-        if weights is not None:
-            rows[f"array '{sample_weight}'"] = len(weights)
-    if len(set(rows.values())) > 1:
-        listed = ", ".join(f"{k}: {v}" for k, v in rows.items())
-        report.add(f"arrays have different numbers of rows ({listed})")
-    if not report.problems and rows and min(rows.values()) == 0:
-        report.add("has no rows")
-    report.raise_if_any()
-    return Dataset(out_inputs, out_targets, weights)
-
-
-def _readable(headers: dict, inputs: dict, targets: dict, sample_weight: Optional[str], key, report) -> set[str]:
-    """The arrays worth unpacking, judged by their headers: an array that is not numbers, or is a single value
-    rather than rows, is reported at each use instead."""
-    uses = [(array_name, key("inputs", name), "", "numbers are needed") for name, (array_name, _) in inputs.items()]
-    uses += [(array_name, key("targets", name), f" (target of output '{name}')", "numbers are needed")
-             for name, (array_name, _) in targets.items()]
-    if sample_weight is not None:
-        uses.append((sample_weight, ("sample_weight",), "", "sample weights are numbers"))
-    readable = set()
-    for array_name, at, feeds, numbers in uses:
-        header = headers[array_name]
-        if header.dtype.kind not in "biuf":
-            report.add(f"array '{array_name}' has dtype {header.dtype}; {numbers}{feeds}", at)
-        elif header.shape == ():
-            report.add(f"array '{array_name}' is a single value (shape ()); data has one row per sample{feeds}", at)
+            report.add(file, f"array '{array}' {why}", key)
         else:
-            readable.add(array_name)
-    return readable
+            rules = _cast_rules(header.dtype, dtype) + _id_rules(graph.id_limits(name))
+            uses.append(_Use(("inputs", name), array, key, "", dtype, graph.inputs[name], rules))
+    if with_targets:
+        picked = _pick(headers, graph.outputs, target_names, "targets", "output", file, report)
+        for name, (array, header) in picked.items():
+            key, feeds = ("targets", name) if target_names else (), f" (target of output '{name}')"
+            kind, shape = target_kinds[name], graph.shapes[name]
+            why = _readable(header, "numbers are needed") or _dtype_problem(header.dtype, "float32") or \
+                _target_shape_problem(header.shape, shape, kind)
+            if why:
+                report.add(file, f"array '{array}' {why}{feeds}", key)
+            elif kind == "labels":
+                uses.append(_Use(("targets", name), array, key, feeds, "int64", shape[:-1],
+                                 _label_rules(header.dtype, shape[-1])))
+            else:
+                uses.append(_Use(("targets", name), array, key, feeds, "float32", shape,
+                                 _cast_rules(header.dtype, "float32")))
+    if sample_weight is not None:
+        header = headers.get(sample_weight)
+        key = ("sample_weight",)
+        if header is None:
+            report.add(file, f"no array '{sample_weight}' for sample_weight{did_you_mean(sample_weight, headers)} "
+                             f"(arrays: {', '.join(sorted(headers)) or 'none'})", key)
+        elif _readable(header, "sample weights are numbers"):
+            report.add(file, f"array '{sample_weight}' {_readable(header, 'sample weights are numbers')}", key)
+        elif len(header.shape) not in (1, 2) or header.shape[1:] not in ((), (1,)):
+            report.add(file, f"array '{sample_weight}' has shape {header.shape}; sample weights are one number per "
+                             "row: (rows,)", key)
+        else:
+            uses.append(_Use(("sample_weight",), sample_weight, key, "", "float32", (), _weight_rules(header.dtype)))
+    _check_rows(archives, shown, uses, report)
+    if headers_only:
+        for use in uses:
+            use.rules = []
+    return uses
 
 
-def _sample_weight(arrays: dict, name: str, report: _Report) -> Optional[np.ndarray]:
-    """Per-row weights: one finite, non-negative number per row."""
-    key = ("sample_weight",)
-    array = arrays[name]
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        report.add(f"array '{name}' has shape {array.shape}; sample weights are one number per row: (rows,)", key)
-        return None
-    bad = np.flatnonzero(~np.isfinite(array) | (array < 0))
-    if len(bad):
-        report.add(f"array '{name}' has {'a negative' if np.isfinite(array[bad[0]]) else 'a NaN or infinite'} "
-                   f"weight at row {bad[0]}; sample weights are finite and not negative", key)
-        return None
-    weights, why = as_float32(array)
-    if weights is None:
-        report.add(f"array '{name}' {why}", key)
-    return weights
+def _check_rows(archives: list[NpzArchive], shown: list[str], uses: list[_Use], report: _Report):
+    """Every shard holds each array of the first with its dtype and row shape, the arrays of a shard have as
+    many rows as each other, and there is at least one row."""
+    first = archives[0].headers
+    total = 0
+    for archive, file in zip(archives, shown):
+        rows = {}
+        for use in uses:
+            header, like = archive.headers.get(use.array), first[use.array]
+            if header is None:
+                report.add(file, f"no array '{use.array}', which the first file, {shown[0]}, has; shards of a "
+                                 "dataset hold the same arrays")
+            elif not _same_layout(header, like):
+                report.add(file, f"array '{use.array}' has dtype {header.dtype} and rows of shape {header.shape[1:]}; "
+                                 f"in the first file, {shown[0]}, {like.dtype} and {like.shape[1:]}: shards of a "
+                                 "dataset hold the same arrays")
+            else:
+                rows[f"array '{use.array}'"] = header.shape[0]
+        if len(set(rows.values())) > 1:
+            listed = ", ".join(f"{k}: {v}" for k, v in rows.items())
+            report.add(file, f"arrays have different numbers of rows ({listed})")
+        total += max(rows.values(), default=0)
+    if uses and not report.problems and total == 0:
+        report.add(shown[0], "has no rows")
+
+
+def _readable(header: ArrayHeader, numbers: str) -> str:
+    """Why an array cannot be data at all ('' when it can): not numbers, or a single value rather than rows."""
+    if header.dtype.kind not in "biuf":
+        return f"has dtype {header.dtype}; {numbers}"
+    if header.shape == ():
+        return "is a single value (shape ()); data has one row per sample"
+    return ""
+
+
+# -- value rules ------------------------------------------------------------------------------------------------
+
+def _row(words: str) -> Callable[[object, int], str]:
+    return lambda value, row: words.format(value=value, row=row)
+
+
+def _finite_rule(suffix: str = "") -> Rule:
+    return Rule(lambda s: s.nonfinite, lambda x: ~np.isfinite(x),
+                _row("has NaN or infinite values (first at row {row})" + suffix))
+
+
+def _cast_rules(dtype: np.dtype, into: str) -> list[Rule]:
+    """What values of `dtype` need for a cast to `into` to lose nothing a model cares about."""
+    if into == "float32":
+        if dtype.kind in "iu":
+            return [Rule(lambda s: s.lo < -FLOAT32_EXACT_INT or s.hi > FLOAT32_EXACT_INT,
+                         lambda x: (x < -FLOAT32_EXACT_INT) | (x > FLOAT32_EXACT_INT),
+                         _row(f"has integers beyond {FLOAT32_EXACT_INT}, which float32 cannot hold exactly "
+                              "(the first {value} at row {row})"))]
+        rules = [_finite_rule()]
+        if dtype.itemsize > 4:  # float32 would make them infinite
+            rules.append(Rule(lambda s: s.lo < -FLOAT32_MAX or s.hi > FLOAT32_MAX, lambda x: np.abs(x) > FLOAT32_MAX,
+                              lambda value, row: f"has values beyond float32's range (±{FLOAT32_MAX:.3g}), the "
+                                                 f"first {value:.4g} at row {row}"))
+        return rules
+    info = np.iinfo(into)
+    return [Rule(lambda s: s.lo < info.min or s.hi > info.max, lambda x: (x < info.min) | (x > info.max),
+                 _row(f"has values outside the range of {into} (the first {{value}} at row {{row}})"))]
+
+
+def _id_rules(limits: list[int]) -> list[Rule]:
+    """Ids within every Embedding they feed (the smallest first)."""
+    return [_id_rule(limit) for limit in sorted(set(limits))]
+
+
+def _id_rule(limit: int) -> Rule:
+    return Rule(lambda s: s.lo < 0 or s.hi >= limit, lambda x: (x < 0) | (x >= limit),
+                _row(f"has id {{value}} at row {{row}}, outside [0, {limit}) of the Embedding it feeds"))
+
+
+def _label_rules(dtype: np.dtype, classes: int) -> list[Rule]:
+    def words(value, row):
+        shown = f"{value:.15g}" if dtype.kind == "f" else str(value)
+        return f"has label {shown} at row {row}, outside [0, {classes}) of the output's classes"
+    rules = [_finite_rule("; class labels are integers"),
+             Rule(lambda s: not s.integral, lambda x: x != np.round(x),
+                  _row("holds non-integer values; class labels are integers"))] if dtype.kind == "f" else []
+    return rules + [Rule(lambda s: s.lo < 0 or s.hi >= classes, lambda x: (x < 0) | (x >= classes), words)]
+
+
+def _weight_rules(dtype: np.dtype) -> list[Rule]:
+    rules = [Rule(lambda s: s.nonfinite, lambda x: ~np.isfinite(x),
+                  _row("has a NaN or infinite weight at row {row}; sample weights are finite and not negative"))] \
+        if dtype.kind == "f" else []
+    rules.append(Rule(lambda s: s.lo < 0, lambda x: x < 0,
+                      _row("has a negative weight at row {row}; sample weights are finite and not negative")))
+    as_float32 = _cast_rules(dtype, "float32")
+    return rules + (as_float32[1:] if dtype.kind == "f" else as_float32)  # (finiteness is checked above)
 
 
 def class_weights(data: Dataset, output: str, class_weight: dict[int, float]) -> Dataset:
     """The data with each row's weight multiplied by its class's (Keras' class_weight: labels, one-hot rows by
-    their largest entry, a single probability rounded); classes not listed weigh 1."""
+    their largest entry, a single probability rounded); classes not listed weigh 1. The targets are read a
+    chunk of rows at a time; the weights are one number per row."""
     y = data.targets[output]
-    if y.ndim > 1 and y.shape[-1] != 1:
-        labels = y.argmax(axis=-1)
-    else:
-        labels = np.round(y.reshape(len(y))).astype(np.int64)
+    rows = len(y)
+    step = max(1, 2 ** 24 // max(1, int(np.prod(y.shape[1:])) * y.dtype.itemsize))
+    labels = np.empty(rows, np.int64)
+    for start in range(0, rows, step):
+        chunk = np.asarray(y[start:start + step])
+        if chunk.ndim > 1 and chunk.shape[-1] != 1:
+            labels[start:start + len(chunk)] = chunk.argmax(axis=-1).reshape(len(chunk))
+        else:
+            labels[start:start + len(chunk)] = np.round(chunk.reshape(len(chunk))).astype(np.int64)
     table = np.ones(max([*class_weight, int(labels.max(initial=0))]) + 1, np.float32)
     for index, weight in class_weight.items():
         table[index] = weight
-    weights = table[labels.reshape(len(y))]
+    weights = table[labels]
     if data.sample_weight is not None:
         weights = weights * data.sample_weight
-    return Dataset(data.inputs, data.targets, weights.astype(np.float32))
+    return Dataset(data.inputs, data.targets, weights.astype(np.float32), data.sources)
 
 
-def _pick(arrays, model_names, mapping, section, what, report) -> dict:
+def _pick(headers: dict, model_names, mapping, section: str, what: str, file: str, report: _Report) -> dict:
+    """{model name: (array name, header)} of the arrays found; a missing one reported."""
     picked = {}
     for name in model_names:
         array_name = (mapping or {}).get(name, name)
-        if array_name in arrays:
-            picked[name] = (array_name, arrays[array_name])
+        if array_name in headers:
+            picked[name] = (array_name, headers[array_name])
             continue
-        have = ", ".join(sorted(arrays)) or "none"
-        hint = did_you_mean(array_name, arrays)
+        have = ", ".join(sorted(headers)) or "none"
+        hint = did_you_mean(array_name, headers)
         mapped = (section, name) if mapping and name in mapping else ()
         tip = "" if mapped else f"; map it with `{section}: {{{name}: ARRAY}}`"
-        report.add(f"no array '{array_name}' for {what} '{name}'{hint} (arrays: {have}){tip}", mapped)
+        report.add(file, f"no array '{array_name}' for {what} '{name}'{hint} (arrays: {have}){tip}", mapped)
     return picked
-
-
-def _target(array: np.ndarray, shape: tuple, kind: str):
-    """Targets cast for their loss: integer labels in range for a loss on labels, float32 otherwise (`kind`:
-    what the loss compares with, train.losses.TargetKind)."""
-    why = _dtype_problem(array.dtype, "float32") or _target_shape_problem(array.shape, shape, kind)
-    if why:
-        return None, why
-    if kind == "labels":
-        want, classes = shape[:-1], shape[-1]
-        labels = array.reshape(len(array), *want)
-        if labels.dtype.kind == "f":
-            if not np.isfinite(labels).all():
-                row = int(np.argwhere(~np.isfinite(labels))[0][0])
-                return None, f"has NaN or infinite values (first at row {row}); class labels are integers"
-            if not np.array_equal(labels, np.round(labels)):
-                return None, "holds non-integer values; class labels are integers"
-        # in range before the cast to int64, which would wrap or warn on values beyond it
-        bad = np.argwhere((labels < 0) | (labels >= classes))
-        if len(bad):
-            label = labels[tuple(bad[0])]
-            shown = f"{label:.15g}" if labels.dtype.kind == "f" else str(label)
-            return None, f"has label {shown} at row {bad[0][0]}, outside [0, {classes}) of the output's classes"
-        return labels.astype(np.int64), ""
-    return as_float32(array.reshape(len(array), *shape))
 
 
 def _input_shape_problem(shape: tuple, name: str, need: tuple) -> str:
@@ -256,8 +440,6 @@ def _input_shape_problem(shape: tuple, name: str, need: tuple) -> str:
 
 def _dtype_problem(dtype: np.dtype, input_dtype: str) -> str:
     """Why an array of `dtype` cannot feed an input of `input_dtype` ('' when it can, values permitting)."""
-    if dtype.kind not in "biuf":
-        return f"has dtype {dtype}; numbers are needed"
     if input_dtype != "float32" and dtype.kind == "f":
         return f"has dtype {dtype}; the input is {input_dtype} (integer ids)"
     return ""
@@ -274,65 +456,6 @@ def _target_shape_problem(shape: tuple, output_shape: tuple, kind: str) -> str:
     return ""
 
 
-def check_headers(path: Path, graph: Graph, target_kinds: dict[str, str], input_names: Optional[dict[str, str]],
-                  target_names: Optional[dict[str, str]], where: KeyPath, shown_as: Optional[str] = None,
-                  sample_weight: Optional[str] = None) -> list[Problem]:
-    """What the headers of a data file show to be wrong for `graph` (arguments as for load_dataset): a file that
-    is missing or not an .npz, an array missing, of the wrong shape or dtype, arrays of different numbers of rows.
-    No array is read: the values (NaN, ids out of range, labels beyond the classes) are checked when training."""
-    report = _Report(shown_as or str(path), where)
-    try:
-        with NpzArchive(path) as archive:
-            headers = archive.headers
-    except NpzError as e:
-        for message in e.messages:
-            report.add(message)
-        return report.problems
-    inputs = _pick(headers, graph.inputs, input_names, "inputs", "input", report)
-    targets = _pick(headers, graph.outputs, target_names, "targets", "output", report)
-    rows = {}
-    for name, (array_name, header) in inputs.items():
-        at = ("inputs", name) if input_names else ()
-        why = _dtype_problem(header.dtype, graph.input_dtypes[name]) or \
-            _input_shape_problem(header.shape, name, graph.inputs[name])
-        if why:
-            report.add(f"array '{array_name}' {why}", at)
-        else:
-            rows[f"array '{array_name}'"] = header.shape[0]
-    for name, (array_name, header) in targets.items():
-        at = ("targets", name) if target_names else ()
-        why = _dtype_problem(header.dtype, "float32") or (
-            "is a single value (shape ()); data has one row per sample" if header.shape == () else
-            _target_shape_problem(header.shape, graph.shapes[name], target_kinds[name]))
-        if why:
-            report.add(f"array '{array_name}' {why} (target of output '{name}')", at)
-        else:
-            rows[f"array '{array_name}'"] = header.shape[0]
-    if sample_weight is not None:
-        header = headers.get(sample_weight)
-        if header is None:
-            report.add(f"no array '{sample_weight}' for sample_weight{did_you_mean(sample_weight, headers)} "
-                       f"(arrays: {', '.join(sorted(headers)) or 'none'})", ("sample_weight",))
-        elif header.dtype.kind not in "biuf" or len(header.shape) not in (1, 2) or header.shape[1:] not in ((), (1,)):
-            report.add(f"array '{sample_weight}' has shape {header.shape} and dtype {header.dtype}; sample weights "
-                       "are one number per row: (rows,)", ("sample_weight",))
-        else:
-            rows[f"array '{sample_weight}'"] = header.shape[0]
-    if len(set(rows.values())) > 1:
-        listed = ", ".join(f"{k}: {v}" for k, v in rows.items())
-        report.add(f"arrays have different numbers of rows ({listed})")
-    return report.problems
-
-
-def _ids_out_of_range(graph: Graph, input_name: str, ids: np.ndarray):
-    """(limit, row, value) for the first id of `ids` outside an Embedding it feeds."""
-    for limit in sorted(set(graph.id_limits(input_name))):
-        bad = np.argwhere((ids < 0) | (ids >= limit))
-        if len(bad):
-            yield limit, int(bad[0][0]), int(ids[tuple(bad[0])])
-            return
-
-
 def show_rows(shape: tuple) -> str:
     return "(" + ", ".join(["rows", *map(str, shape)]) + ")"
 
@@ -340,4 +463,4 @@ def show_rows(shape: tuple) -> str:
 def split(data: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
     """Keras' validation_split: the last `fraction` of the rows, taken before any shuffling."""
     cut = data.rows - int(round(data.rows * fraction))
-    return data.take(slice(0, cut)), data.take(slice(cut, None))
+    return data.between(0, cut), data.between(cut, data.rows)

@@ -2,7 +2,9 @@
 ever unpickled, and what is wrong with a file is said in plain words."""
 from __future__ import annotations
 
+import hashlib
 import math
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -22,6 +24,10 @@ MAX_EXPANSION = 500
 EXPANSION_FLOOR = 64 * 2 ** 20
 
 
+# A zip member's local header: its signature, 22 bytes this reader does not need, the lengths of its name and
+# of its extra field (which then follow it, before the member's data)
+LOCAL_HEADER = struct.Struct("<4s22xHH")
+
 MEMORY_BYTES = machine_memory()  # arrays that could never fit are refused before any is unpacked
 
 
@@ -37,6 +43,12 @@ class ArrayHeader:
     dtype: np.dtype
     nbytes: int
     member: zipfile.ZipInfo
+    fortran_order: bool
+    data_offset: Optional[int]  # where the values start in the file, when they are stored as they are
+
+    @property
+    def compressed(self) -> bool:
+        return self.data_offset is None
 
 
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError)
@@ -50,6 +62,7 @@ class NpzArchive:
     declared size does not match the archive or would unpack far beyond what the archive holds."""
 
     def __init__(self, path: str | Path):
+        self.path = Path(path)
         try:
             self._file = open_regular(path, "an .npz file")
         except FileProblem as e:
@@ -69,6 +82,9 @@ class NpzArchive:
 
     def __exit__(self, *exc):
         self.close()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def close(self):
         if getattr(self, "_zip", None) is not None:
@@ -122,9 +138,9 @@ class NpzArchive:
             except ValueError:
                 return None, f"array '{name}' is not an .npy array (it does not start as one)"
             if version == (1, 0):
-                shape, _, dtype = npy.read_array_header_1_0(stream)
+                shape, fortran_order, dtype = npy.read_array_header_1_0(stream)
             elif version == (2, 0):
-                shape, _, dtype = npy.read_array_header_2_0(stream)
+                shape, fortran_order, dtype = npy.read_array_header_2_0(stream)
             else:
                 return None, f"array '{name}' is in .npy format {version[0]}.{version[1]}, which is not read " \
                              "(arrays of numbers are saved in format 1.0 or 2.0)"
@@ -143,15 +159,53 @@ class NpzArchive:
             return None, f"array '{name}' would unpack from {show_bytes(member.compress_size)} to " \
                          f"{show_bytes(declared)} ({declared // max(member.compress_size, 1):,} times): like a " \
                          "zip bomb, it is not read (save genuine data uncompressed, with np.savez)"
-        return ArrayHeader(name, shape, dtype, nbytes, member), ""
+        offset = self._data_offset(member, header_bytes)
+        return ArrayHeader(name, shape, dtype, nbytes, member, fortran_order, offset), ""
+
+    def _data_offset(self, member: zipfile.ZipInfo, header_bytes: int) -> Optional[int]:
+        """Where a member stored without compression (as np.savez writes) has its values in the file; None for
+        a compressed or encrypted one. The zip's local header before the data has its own name and extra field
+        lengths, which may differ from the central directory's."""
+        if member.compress_type != zipfile.ZIP_STORED or member.flag_bits & 0x1:
+            return None
+        self._file.seek(member.header_offset)
+        local = self._file.read(LOCAL_HEADER.size)
+        if len(local) != LOCAL_HEADER.size:
+            return None
+        signature, name_length, extra_length = LOCAL_HEADER.unpack(local)
+        if signature != b"PK\x03\x04":
+            return None
+        return member.header_offset + LOCAL_HEADER.size + name_length + extra_length + header_bytes
+
+    def map(self, name: str) -> np.ndarray:
+        """An array stored without compression, memory-mapped read-only: its rows are read from the file when
+        indexed, never all at once."""
+        header = self.headers[name]
+        if header.data_offset is None:
+            raise ValueError(f"array '{name}' is compressed; it cannot be mapped")
+        if header.nbytes == 0:  # mmap cannot map nothing
+            return np.empty(header.shape, header.dtype)
+        return np.memmap(self._file, header.dtype, "r", header.data_offset, header.shape,
+                         "F" if header.fortran_order else "C")
+
+    def identity(self) -> str:
+        """sha256 (hex) of what the archive's index says of every member: names, sizes and the CRC-32 of their
+        contents. Any rewrite with other values changes it; reading it costs nothing beyond the headers."""
+        digest = hashlib.sha256()
+        for header in sorted(self.headers.values(), key=lambda h: h.name):
+            member = header.member
+            digest.update(f"{header.name}:{header.dtype.str}:{header.shape}:{member.file_size}:{member.CRC};".encode())
+        return digest.hexdigest()
 
     def read(self, names: Optional[Iterable[str]] = None) -> dict[str, np.ndarray]:
         """The named arrays (by default all), unpacked; NpzError names every one that is damaged."""
         names = list(self.headers if names is None else names)
         total = sum(self.headers[name].nbytes for name in names)
         if MEMORY_BYTES is not None and total > MEMORY_BYTES:
+            stored = "; saved with np.savez (uncompressed) it would be read as needed instead" \
+                if any(self.headers[name].compressed for name in names) else ""
             raise NpzError([f"holds arrays of {show_bytes(total)}, more than this machine's memory "
-                            f"({show_bytes(MEMORY_BYTES)})"])
+                            f"({show_bytes(MEMORY_BYTES)}){stored}"])
         arrays, problems = {}, []
         for name in names:
             try:

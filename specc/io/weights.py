@@ -9,10 +9,11 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from numpy.lib import format as npy
+from numpy.typing import DTypeLike
 
 from ..errors import Problem, SpecError
 from .npz import ArrayHeader, NpzArchive, NpzError
@@ -29,10 +30,10 @@ def _mode_for(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def _terminate_raises():
-    """SIGTERM, where nothing else handles it, ends the process on the spot, leaving a write's temporary file
-    behind; while a file is written it raises SystemExit instead (the usual status, 128 + 15), which removes
-    the temporary on its way out."""
+def terminate_raises():
+    """SIGTERM, where nothing else handles it, ends the process on the spot, leaving a write's temporary files
+    behind; within, it raises SystemExit instead (the usual status, 128 + 15), which removes them on its way
+    out."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
@@ -55,7 +56,7 @@ def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], obje
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = None
     try:
-        with _terminate_raises():
+        with terminate_raises():
             fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 write(f)
@@ -89,15 +90,50 @@ def write_text(path: str | Path, text: str):
     write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]):
-    """An .npz as np.savez writes it, for arrays of any names (np.savez takes `file` and `allow_pickle` for its
-    own arguments); never a pickle."""
+# The rows of one array of an .npz, in order: (name, shape, dtype, chunks), each chunk a block of rows of shape[1:].
+Member = tuple[str, Sequence[int], DTypeLike, Iterable[np.ndarray]]
+
+
+def write_members(path: str | Path, members: Iterable[Member]):
+    """An .npz as np.savez writes it (stored, zip64, C order), written array after array and each array chunk
+    after chunk, so that neither is ever held whole. A member is one array of known shape and dtype whose rows
+    arrive as consecutive chunks of shape[1:] (a 0-d array: one chunk of shape ()), cast to `dtype`. Any name
+    goes (np.savez takes `file` and `allow_pickle` for its own arguments); never a pickle. Atomic, as
+    `write_atomically`. A chunk that does not fit its array raises ValueError naming the array."""
     def write(f):
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for name, array in arrays.items():
+            for name, shape, dtype, chunks in members:
                 with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                    npy.write_array(member, np.asanyarray(array), allow_pickle=False)
+                    _write_npy(member, name, tuple(int(n) for n in shape), np.dtype(dtype), chunks)
     write_atomically(path, write)
+
+
+def _write_npy(file, name: str, shape: tuple[int, ...], dtype: np.dtype, chunks: Iterable[np.ndarray]):
+    """One .npy: its header, then its chunks' bytes in C order."""
+    if dtype.hasobject:
+        raise ValueError(f"array '{name}' has dtype {dtype}: Python objects are never written")
+    header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    try:
+        npy.write_array_header_1_0(file, header)
+    except ValueError:  # beyond version 1.0's 64 KiB of header (a dtype of very many fields), as np.save does
+        npy.write_array_header_2_0(file, header)
+    rows, written = (shape[0] if shape else 1), 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=dtype, order="C")  # no copy when it already is
+        if chunk.ndim != len(shape) or chunk.shape[1:] != shape[1:]:
+            raise ValueError(f"array '{name}' of shape {shape} got a chunk of shape {chunk.shape}")
+        written += len(chunk) if chunk.ndim else 1
+        if written > rows:
+            raise ValueError(f"array '{name}' of shape {shape} got more than {rows} rows")
+        file.write(chunk.reshape(-1).view(np.uint8))
+    if written < rows:
+        raise ValueError(f"array '{name}' of shape {shape} got {written} rows")
+
+
+def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray]):
+    """An .npz as np.savez writes it, for arrays of any names; never a pickle."""
+    arrays = {name: np.asarray(array) for name, array in arrays.items()}
+    write_members(path, ((name, array.shape, array.dtype, [array]) for name, array in arrays.items()))
 
 
 def not_numbers(arrays: Mapping[str, np.ndarray | ArrayHeader], names: Iterable[str]) -> list[str]:

@@ -241,7 +241,7 @@ def train_with_keras(spec: Optional[str], folder: Optional[Path], resume: Option
                      say: Callable[[str], None], quiet: bool) -> tuple[RunFolder, TrainState]:
     """`specc train --engine keras`: a new run in `folder` (default runs/<name>) or the run in `resume`
     continued. Returns the run folder and where the run stands (`state.stopped` when interrupted)."""
-    from ..model import _fingerprint, load
+    from ..model import data_identity, load
     from ..spec import render
     from ..train.adapt import adapt
     used = distribute(devices)
@@ -266,7 +266,7 @@ def train_with_keras(spec: Optional[str], folder: Optional[Path], resume: Option
         epochs = epochs or fit_spec.epochs
         state = TrainState.fresh(model.spec.seed, epochs, batch_size or fit_spec.batch_size)
         state.run = {"spec": str(model.path.resolve()), "rendered": render(model.spec), "rows": train.rows,
-                     "data": _fingerprint(train), "engine": ENGINE}
+                     **data_identity(train), "engine": ENGINE}
         if weights:
             model.load_weights(weights)
         adapt(model.graph, model.params, train)

@@ -188,18 +188,21 @@ class Compile(Config):
 
 
 def _path_shorthand(value):
-    return {"path": value} if isinstance(value, str) else value
+    return {"path": value} if isinstance(value, (str, list)) else value
 
 
 class DataSource(Config):
-    path: str = Field(description="An .npz file, relative to the spec file.")
+    path: Union[str, list[str]] = Field(
+        description="An .npz file relative to the spec file, or its shards: a list of files or a glob pattern "
+                    "(data/train-*.npz, in name order) whose files hold the same arrays, their rows one after another.")
     inputs: Optional[dict[str, str]] = Field(None, description="{model input: array name}; default: same names.")
     targets: Optional[dict[str, str]] = Field(None, description="{model output: array name}; default: same names.")
     sample_weight: Optional[str] = Field(
         None, description="Array of one weight per row: each row's loss is multiplied by it (Keras' sample_weight).")
 
 
-Source = Annotated[DataSource, BeforeValidator(_path_shorthand, json_schema_input_type=Union[str, DataSource])]
+Source = Annotated[DataSource, BeforeValidator(_path_shorthand,
+                                               json_schema_input_type=Union[str, list[str], DataSource])]
 
 
 class Data(Config):

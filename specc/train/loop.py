@@ -1,15 +1,21 @@
 """The fit / evaluate / predict loops over mini-batches."""
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Generator, Iterator, Mapping, Optional
 
 import numpy as np
+from numpy.lib import format as npy
 
 from ..graph import Graph
-from ..io.data import Dataset
+from ..io.batches import prefetched
+from ..io.data import Column, Dataset
+from ..io.weights import terminate_raises, write_members
 from ..layers import Training
 from ..runtime.blas import managed
 from ..runtime.parameters import Parameters
@@ -118,23 +124,67 @@ def evaluate(graph: Graph, params: Parameters, objective: Objective, data: Datas
              prefix: str = "") -> dict[str, float]:
     logs = RunningLogs(graph, objective, prefix)
     penalty = WeightRules(graph, params).penalty()  # in the loss, as Keras' evaluate counts it
-    for index in batches(data.rows, batch_size):
-        batch = data.take(index)
-        values, tape = graph.forward(params, batch.inputs, training=False)
-        total, per_output, _ = losses(graph, objective, values, batch, tape.masks)
-        logs.add(total + penalty, per_output, values, batch.targets, batch.rows)
+    with prefetched(data, batches(data.rows, batch_size)) as taken:
+        for batch in taken:
+            values, tape = graph.forward(params, batch.inputs, training=False)
+            total, per_output, _ = losses(graph, objective, values, batch, tape.masks)
+            logs.add(total + penalty, per_output, values, batch.targets, batch.rows)
     return logs.means()
 
 
-@managed()
-def predict(graph: Graph, params: Parameters, inputs: dict[str, np.ndarray], batch_size: int) -> dict:
+def predict_batches(graph: Graph, params: Parameters, inputs: Mapping[str, Column],
+                    batch_size: int) -> Generator[dict[str, np.ndarray], None, None]:
+    """Outputs by name, batch after batch of the inputs' rows (each input: `len`, and a slice of rows as an
+    ndarray); BLAS threads are managed until the last batch is out (or the generator is closed)."""
     rows = len(next(iter(inputs.values())))
+    with managed():
+        for index in batches(rows, batch_size):
+            values, _ = graph.forward(params, {k: v[index] for k, v in inputs.items()}, training=False)
+            yield {o: values[o] for o in graph.outputs}
+
+
+def predict(graph: Graph, params: Parameters, inputs: Mapping[str, Column], batch_size: int) -> dict:
     parts: dict[str, list] = {o: [] for o in graph.outputs}
-    for index in batches(rows, batch_size):
-        values, _ = graph.forward(params, {k: v[index] for k, v in inputs.items()}, training=False)
+    for values in predict_batches(graph, params, inputs, batch_size):
         for o in graph.outputs:
             parts[o].append(values[o])
     return {o: np.concatenate(p) for o, p in parts.items()}
+
+
+SPOOL_CHUNK_BYTES = 64 * 2 ** 20  # copied from a spool into the archive at a time
+
+
+def write_predictions(graph: Graph, params: Parameters, inputs: Mapping[str, Column], batch_size: int,
+                      path: str | Path) -> dict[str, tuple[int, ...]]:
+    """The arrays `predict` returns, written to the .npz `path` without ever being held whole; their shapes.
+
+    Outputs come out of a batch together but an archive's arrays go in one after another, so each output is
+    spooled into a temporary .npy beside `path` (on the same disk), then copied into the archive; the spools
+    are removed whatever happens (SIGTERM included)."""
+    path = Path(path)
+    rows = len(next(iter(inputs.values())))
+    shapes = {o: (rows, *graph.shapes[o]) for o in graph.outputs}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with terminate_raises(), tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+        spools = {o: npy.open_memmap(Path(folder) / f"{i}.npy", mode="w+", dtype=np.float32, shape=shape)
+                  for i, (o, shape) in enumerate(shapes.items())}
+        start = 0
+        with contextlib.closing(predict_batches(graph, params, inputs, batch_size)) as outputs:
+            for values in outputs:
+                stop = start + len(values[graph.outputs[0]])
+                for o, spool in spools.items():
+                    spool[start:stop] = values[o]
+                start = stop
+        write_members(path, ((o, spool.shape, spool.dtype, _row_chunks(spool, SPOOL_CHUNK_BYTES))
+                             for o, spool in spools.items()))
+        del spools  # unmapped before their folder goes
+    return shapes
+
+
+def _row_chunks(array: np.ndarray, chunk_bytes: int) -> Iterator[np.ndarray]:
+    chunk_rows = max(1, chunk_bytes // max(1, array[:1].nbytes))
+    for start in range(0, len(array), chunk_rows):
+        yield array[start:start + chunk_rows]
 
 
 @dataclass
@@ -182,35 +232,40 @@ class _Loop:
 
     def train_epoch(self, train: Dataset, order: Optional[np.ndarray]) -> bool:
         """The epoch's batches from where the run stands; True when it stopped within them."""
-        state, progress, stop = self.state, self.progress, self.config.stop
+        state, progress = self.state, self.progress
         logs = RunningLogs(self.graph, self.objective)
         logs.restore(state.running)
         self.logs = logs
         if progress:
             progress.epoch_begin(state.epoch, state.step)
-        for step, index in enumerate(batches(train.rows, self.config.batch_size, order)):
-            if step < state.step:
-                continue
-            batch = train.take(index)
-            try:
-                total, per_output, outputs = train_step(self.graph, self.params, self.optimizer, self.objective,
-                                                        batch, Training(self.config.seed, (state.epoch, step)),
-                                                        self.rules)
-                bad = None if math.isfinite(total) else total
-            except NonFiniteGradients as e:
-                total, bad = e.loss, "gradients"
-            if bad is not None:
-                self.non_finite(bad, total, step)
-                return True
-            logs.add(total, per_output, outputs, batch.targets, batch.rows)
-            state.step = step + 1
-            if progress:
-                progress.batch_end(step, logs.means(), batch.rows)
-            if stop is not None and stop():
-                state.running = logs.state()
-                self.trainer.write_run_files()
-                self.stopped("interrupted", f"interrupted at {state.describe()}", state.epoch + 1, state.step)
-                return True
+        indexes = itertools.islice(batches(train.rows, self.config.batch_size, order), state.step, None)
+        with prefetched(train, indexes) as taken:
+            for step, batch in enumerate(taken, start=state.step):
+                if self.train_step(batch, step, logs):
+                    return True
+        return False
+
+    def train_step(self, batch: Dataset, step: int, logs: RunningLogs) -> bool:
+        """One batch of the epoch; True when the run stops after it."""
+        state, progress, stop = self.state, self.progress, self.config.stop
+        try:
+            total, per_output, outputs = train_step(self.graph, self.params, self.optimizer, self.objective, batch,
+                                                    Training(self.config.seed, (state.epoch, step)), self.rules)
+            bad = None if math.isfinite(total) else total
+        except NonFiniteGradients as e:
+            total, bad = e.loss, "gradients"
+        if bad is not None:
+            self.non_finite(bad, total, step)
+            return True
+        logs.add(total, per_output, outputs, batch.targets, batch.rows)
+        state.step = step + 1
+        if progress:
+            progress.batch_end(step, logs.means(), batch.rows)
+        if stop is not None and stop():
+            state.running = logs.state()
+            self.trainer.write_run_files()
+            self.stopped("interrupted", f"interrupted at {state.describe()}", state.epoch + 1, state.step)
+            return True
         return False
 
     def non_finite(self, bad, total: float, step: int):

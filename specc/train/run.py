@@ -200,9 +200,9 @@ def resume_epochs(spec, state) -> int:
 
 
 def check_same_run(checkpoint: Checkpoint, rendered_spec: dict, rows: int, batch_size: Optional[int],
-                   data_fingerprint: str):
-    """Resuming continues the same run: the spec (but for `fit.epochs`), the data (rows and a fingerprint of
-    their values) and the batch size it started with."""
+                   files: dict[str, str], fingerprint: Callable[[], str]):
+    """Resuming continues the same run: the spec (but for `fit.epochs`), the data (rows, and its files'
+    identities, or a `fingerprint` of its values for data given in memory) and the batch size it started with."""
     state, where = checkpoint.state, str(checkpoint.path)
     then, now = dict(state.run.get("rendered", {})), dict(rendered_spec)
     for spec in (then, now):  # training longer is continuing the same run
@@ -211,16 +211,28 @@ def check_same_run(checkpoint: Checkpoint, rendered_spec: dict, rows: int, batch
         changed = ", ".join(_differences(then, now)[:3])
         raise SpecError([Problem(f"the run was started from another spec (it differs in {changed}); resume "
                                  f"it with the spec it started with, or start a new run", file=where)])
+    then_files = state.run.get("files")
+    if then_files and files and then_files != files:
+        raise SpecError([Problem(f"the run's training data has changed since it started: "
+                                 f"{_changed_files(then_files, files)}; resume it with the data it started with, or "
+                                 "start a new run", file=where)])
     if state.run.get("rows") != rows:
         raise SpecError([Problem(f"the run trained on {state.run.get('rows')} rows; the data now has {rows}",
                                  file=where)])
-    if state.run.get("data", data_fingerprint) != data_fingerprint:
+    if not (then_files and files) and "data" in state.run and state.run["data"] != fingerprint():
         raise SpecError([Problem(f"the run's training data has changed since it started (the same {rows} rows, "
                                  "other values); resume it with the data it started with, or start a new run",
                                  file=where)])
     if batch_size is not None and batch_size != state.batch_size:
         raise SpecError([Problem(f"the run trains with batch size {state.batch_size}; resuming it with "
                                  f"{batch_size} would not continue the same run", file=where)])
+
+
+def _changed_files(then: dict[str, str], now: dict[str, str]) -> str:
+    said = [f"{name} holds other values" for name in then if name in now and then[name] != now[name]]
+    said += [f"{name} is new" for name in now if name not in then]
+    said += [f"{name} is gone" for name in then if name not in now]
+    return ", ".join(said[:5]) + (f" ({len(said)} files in all)" if len(said) > 5 else "")
 
 
 def _differences(a, b, path: str = "") -> list[str]:

@@ -1,0 +1,78 @@
+"""Batches of a dataset, prepared ahead: while one batch trains, a background thread gathers the next from
+the mapped files (reading and casting their rows). The batches are the same, in the same order, as taking
+them one after another, so training gives the same weights bit for bit."""
+from __future__ import annotations
+
+import queue
+import threading
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+from .data import Dataset
+
+AHEAD = 2  # batches prepared beyond the one in use
+_END = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class _Prefetcher:
+    """A thread taking `data`'s rows at each index in turn into a queue of AHEAD batches."""
+
+    def __init__(self, data: Dataset, indexes: Iterable):
+        self.data, self.indexes = data, indexes
+        self.ready: queue.Queue = queue.Queue(AHEAD)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._gather, name="specc-batches", daemon=True)
+
+    def _gather(self):
+        try:
+            for index in self.indexes:
+                if not self._put(self.data.take(index)):
+                    return
+            self._put(_END)
+        except BaseException as e:  # handed to the training thread, which raises it
+            self._put(_Failed(e))
+
+    def _put(self, item) -> bool:
+        """Queue `item` once there is room; False when asked to stop meanwhile."""
+        while not self.stopping.is_set():
+            try:
+                self.ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self.ready.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+
+
+@contextmanager
+def prefetched(data: Dataset, indexes: Iterable) -> Iterator[Iterator[Dataset]]:
+    """The rows at each index in turn, gathered ahead by a thread when the data is read from mapped
+    files, else taken in line. Leaving the block, at the end, on an error or on Ctrl-C, stops the thread and
+    waits for it; a mapped file rewritten since it was opened is a DataChanged error before any batch."""
+    if not data.mapped:
+        yield (data.take(index) for index in indexes)
+        return
+    data.check_unchanged()
+    prefetcher = _Prefetcher(data, indexes)
+    prefetcher.thread.start()
+    try:
+        yield iter(prefetcher)
+    finally:
+        prefetcher.stop()

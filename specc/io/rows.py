@@ -1,0 +1,73 @@
+"""An array's rows read on demand: spread over the shards of a dataset, memory-mapped, cast only when taken."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Rows:
+    """The rows of one array over its parts (memory-mapped shards, or arrays in memory), one after another.
+    Indexing by a slice or by row numbers reads only those rows, cast to `dtype` and shaped (n, *row_shape),
+    exactly as casting the whole array and then indexing it would."""
+
+    def __init__(self, parts: list[np.ndarray], dtype, row_shape: tuple):
+        self.parts, self.dtype, self.row_shape = parts, np.dtype(dtype), tuple(row_shape)
+        self.starts = np.cumsum([0, *map(len, parts)])
+
+    @property
+    def shape(self) -> tuple:
+        return (int(self.starts[-1]), *self.row_shape)
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self.row_shape)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    @property
+    def mapped(self) -> bool:
+        return any(isinstance(part, np.memmap) for part in self.parts)
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise IndexError("rows are taken by a slice of step 1 or by row numbers")
+            return self._range(start, max(start, stop))
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim == 0:  # one row
+            return self[index.reshape(1) % max(len(self), 1)][0]
+        if len(index) > 1 and (np.diff(index) < 0).any():  # read in file order, then put back
+            order = np.argsort(index, kind="stable")
+            out = np.empty((len(index), *self.row_shape), self.dtype)
+            out[order] = self[index[order]]
+            return out
+        out = np.empty((len(index), *self.row_shape), self.dtype)
+        if len(index) and (index[0] < 0 or index[-1] >= len(self)):
+            raise IndexError(f"row numbers outside [0, {len(self)})")
+        bounds = np.searchsorted(index, self.starts)
+        for part, first, lo, hi in zip(self.parts, self.starts, bounds, bounds[1:]):
+            if lo < hi:
+                out[lo:hi] = part[index[lo:hi] - first].reshape(hi - lo, *self.row_shape)
+        return out
+
+    def _range(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, *self.row_shape), self.dtype)
+        for part, first in zip(self.parts, self.starts):
+            lo, hi = max(start, first), min(stop, first + len(part))
+            if lo < hi:
+                out[lo - start:hi - start] = part[lo - first:hi - first].reshape(hi - lo, *self.row_shape)
+        return out
+
+    def between(self, start: int, stop: int) -> "Rows":
+        """Rows start to stop, still read on demand."""
+        parts = []
+        for part, first in zip(self.parts, self.starts):
+            lo, hi = max(start, first), min(stop, first + len(part))
+            if lo < hi:
+                parts.append(part[lo - first:hi - first])
+        return Rows(parts, self.dtype, self.row_shape)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype, copy=False)

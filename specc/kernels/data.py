@@ -1,0 +1,25 @@
+"""Summaries of data arrays, read once in chunks so that checking a dataset of any size costs one pass."""
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def value_summary(values):
+    """(lo, hi, nonfinite, integral) of a flat array: lo = min x and hi = max x over its finite values (inf and
+    -inf when it has none), nonfinite = any x is NaN or ±inf, integral = every finite x equals floor(x).
+
+    x - x is 0 for every finite x and NaN for NaN and ±inf: one test for both."""
+    lo, hi = np.inf, -np.inf
+    nonfinite, integral = False, True
+    for value in values:
+        x = np.float64(value)
+        if x - x != 0.0:
+            nonfinite = True
+            continue
+        if x < lo:
+            lo = x
+        if x > hi:
+            hi = x
+        if integral and x != np.floor(x):
+            integral = False
+    return lo, hi, nonfinite, integral
