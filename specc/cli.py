@@ -193,8 +193,8 @@ def train(spec, epochs, batch_size, out, weights, resume, overwrite, quiet, log_
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--weights", required=True, type=click.Path(dir_okay=False))
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="An .npz with one array per model input.")
+@click.option("--data", "data_path", required=True, type=click.Path(),
+              help="An .npz (or a folder of NAME.npy files) with one array per model input.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write predictions.")
 @click.option("--batch-size", type=click.IntRange(min=1))
 def predict(spec, weights, data_path, output, batch_size):
@@ -212,8 +212,9 @@ def predict(spec, weights, data_path, output, batch_size):
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--weights", required=True, type=click.Path(dir_okay=False))
-@click.option("--data", "data_path", type=click.Path(dir_okay=False),
-              help="An .npz with inputs and targets (default: the spec's validation data).")
+@click.option("--data", "data_path", type=click.Path(),
+              help="An .npz (or a folder of NAME.npy files) with inputs and targets (default: the spec's "
+                   "validation data).")
 @click.option("--batch-size", type=click.IntRange(min=1))
 def evaluate(spec, weights, data_path, batch_size):
     """Loss and metrics of trained weights on a dataset."""

@@ -281,3 +281,34 @@ def test_stopping_mid_epoch_stops_the_thread_and_keeps_the_checkpoint(tmp_path, 
     fresh.fit()
     for name, value in fresh.params.as_dict().items():
         assert np.array_equal(value, resumed.params.as_dict()[name]), name
+
+
+# -- a folder of .npy files -----------------------------------------------------------------------------------
+
+def test_a_folder_of_npy_files_trains_as_its_npz(tmp_path, monkeypatch):
+    spec = spec_reading(tmp_path, "data/digits.npz")
+    np.savez(tmp_path / "data" / "digits.npz", images=IMAGES, labels=LABELS)
+    expected = trained(spec)
+    folder = tmp_path / "data" / "digits"
+    folder.mkdir()
+    np.save(folder / "images.npy", IMAGES)
+    np.save(folder / "labels.npy", np.asfortranarray(LABELS))
+    spec = spec_reading(tmp_path, "data/digits")
+    assert_same_training(trained(spec), expected)
+    monkeypatch.setattr(data_module, "MAPPED_BYTES", 0)
+    assert specc.load(spec).spec_data()[0].mapped
+    assert_same_training(trained(spec), expected)
+
+
+def test_what_is_wrong_in_a_folder_names_the_file(tmp_path):
+    spec = spec_reading(tmp_path, "data/digits")
+    folder = tmp_path / "data" / "digits"
+    folder.mkdir()
+    problems = problems_of(spec)
+    assert any("is a folder without .npy files" in p for p in problems), problems
+    np.save(folder / "images.npy", IMAGES)
+    np.save(folder / "labels.npy", np.array([object()] * len(LABELS)), allow_pickle=True)
+    assert any("array 'labels' holds Python objects, which are never loaded" in p for p in problems_of(spec))
+    np.save(folder / "labels.npy", LABELS)
+    (folder / "images.npy").write_bytes((folder / "images.npy").read_bytes()[:-10])
+    assert any("array 'images' is damaged: its header declares shape (1797, 8, 8)" in p for p in problems_of(spec))

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..graph import Graph
 from ..runtime.heap import show_bytes
-from .npz import ArrayHeader, NpzArchive, NpzError
+from .npz import ArrayHeader, NpyFolder, NpzArchive, NpzError, open_arrays
 from .rows import Rows
 from .values import Rule, Summaries, Summary, first_problem
 
@@ -27,23 +27,26 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAPPED_BYTES = 64 * 2 ** 20  # datasets of at least this many bytes are mapped rather than read whole
 
 Column = Union[np.ndarray, Rows]  # rows in memory, or read on demand
+Arrays = Union[NpzArchive, NpyFolder]
 
 
 @dataclass(frozen=True)
 class Source:
-    """A data file a dataset was read from: as the spec names it, its index's identity (names, shapes and CRCs:
-    io.npz.NpzArchive.identity), and its size and modification time when read."""
+    """A data file (or folder) a dataset was read from: as the spec names it, its identity (io.npz: names,
+    shapes and CRCs), and the size and modification time of its files when read."""
     shown: str
-    path: Path
     identity: str
-    stamp: tuple[int, int]
+    stamps: list[tuple[str, int, int]]
 
     def changed(self) -> bool:
-        try:
-            status = os.stat(self.path)
-        except OSError:
-            return True
-        return (status.st_size, status.st_mtime_ns) != self.stamp
+        for path, size, time in self.stamps:
+            try:
+                status = os.stat(path)
+            except OSError:
+                return True
+            if (status.st_size, status.st_mtime_ns) != (size, time):
+                return True
+        return False
 
 
 class DataChanged(SpecError):
@@ -172,8 +175,7 @@ def load_dataset(path: Union[Path, Sequence[Path]], graph: Graph, target_kinds: 
                 index, words = first_problem([parts[use.array][i] for i in files], broken)
                 report.add(shown[files[index]], f"array '{use.array}' {words}{use.feeds}", use.key)
         report.raise_if_any()
-        sources = [Source(name, p, archive.identity(), _stamp(archive)) for archive, name, p in
-                   zip(archives, shown, paths)]
+        sources = [Source(name, archive.identity(), archive.stamps()) for archive, name in zip(archives, shown)]
     columns: dict[tuple, Column] = {}
     for use in uses:
         rows = Rows(list(parts[use.array].values()), use.dtype, use.row_shape)
@@ -208,12 +210,14 @@ def _named(path, shown_as) -> tuple[list[Path], list[str]]:
     return paths, [shown_as] if isinstance(shown_as, str) else list(shown_as)
 
 
-def _open(paths: list[Path], shown: list[str], report: _Report, stack: contextlib.ExitStack) -> list[NpzArchive]:
+def _open(paths: list[Path], shown: list[str], report: _Report, stack: contextlib.ExitStack) -> list[Arrays]:
     """Every file's archive with its headers checked; problems reported per file (then the list is short)."""
     archives = []
     for path, name in zip(paths, shown):
         try:
-            archives.append(stack.enter_context(NpzArchive(path)))
+            archive = open_arrays(path)
+            stack.enter_context(archive)
+            archives.append(archive)
         except NpzError as e:
             for message in e.messages:
                 report.add(name, message)
@@ -224,12 +228,7 @@ def _same_layout(header: Optional[ArrayHeader], like: ArrayHeader) -> bool:
     return header is not None and (header.dtype, header.shape[1:]) == (like.dtype, like.shape[1:])
 
 
-def _stamp(archive: NpzArchive) -> tuple[int, int]:
-    status = os.fstat(archive.fileno())
-    return status.st_size, status.st_mtime_ns
-
-
-def _arrays(archive: NpzArchive, shown: str, names: list[str], mapped: bool, say) -> dict[str, np.ndarray]:
+def _arrays(archive: Arrays, shown: str, names: list[str], mapped: bool, say) -> dict[str, np.ndarray]:
     """The named arrays of a file: memory-mapped when `mapped` and stored as np.savez writes them, else read."""
     unmapped = [name for name in names if not (mapped and not archive.headers[name].compressed)]
     if mapped and unmapped:
@@ -245,7 +244,7 @@ def _say(text: str):
     print(text, file=sys.stderr)
 
 
-def _uses(archives: list[NpzArchive], shown: list[str], graph: Graph, target_kinds: dict[str, str],
+def _uses(archives: list[Arrays], shown: list[str], graph: Graph, target_kinds: dict[str, str],
           input_names, target_names, with_targets: bool, sample_weight: Optional[str], report: _Report,
           headers_only: bool) -> list[_Use]:
     """The arrays the model uses, judged by the first file's headers (every shard must agree with them); with
@@ -300,7 +299,7 @@ def _uses(archives: list[NpzArchive], shown: list[str], graph: Graph, target_kin
     return uses
 
 
-def _check_rows(archives: list[NpzArchive], shown: list[str], uses: list[_Use], report: _Report):
+def _check_rows(archives: list[Arrays], shown: list[str], uses: list[_Use], report: _Report):
     """Every shard holds each array of the first with its dtype and row shape, the arrays of a shard have as
     many rows as each other, and there is at least one row."""
     first = archives[0].headers

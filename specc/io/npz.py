@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import struct
 import zipfile
 import zlib
@@ -42,13 +43,40 @@ class ArrayHeader:
     shape: tuple
     dtype: np.dtype
     nbytes: int
-    member: zipfile.ZipInfo
+    member: Optional[zipfile.ZipInfo]  # (None in a folder of .npy files)
     fortran_order: bool
     data_offset: Optional[int]  # where the values start in the file, when they are stored as they are
 
     @property
     def compressed(self) -> bool:
         return self.data_offset is None
+
+
+def read_npy_header(stream, name: str, size: int, holder: str) -> tuple[Optional[tuple], str]:
+    """(shape, fortran_order, dtype, header bytes) of the .npy array `name` that `stream` starts, checked against
+    the `size` its holder has for it; else (None, what is wrong). Arrays of Python objects are refused."""
+    try:
+        version = npy.read_magic(stream)
+    except ValueError:
+        return None, f"array '{name}' is not an .npy array (it does not start as one)"
+    if version == (1, 0):
+        shape, fortran_order, dtype = npy.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = npy.read_array_header_2_0(stream)
+    else:
+        return None, f"array '{name}' is in .npy format {version[0]}.{version[1]}, which is not read " \
+                     "(arrays of numbers are saved in format 1.0 or 2.0)"
+    header_bytes = stream.tell()
+    if dtype.hasobject:
+        return None, f"array '{name}' holds Python objects, which are never loaded " \
+                     "(save numbers, e.g. np.asarray(x, dtype=np.float32))"
+    if any(n < 0 for n in shape):
+        return None, f"array '{name}' is damaged: its header declares the shape {shape}"
+    declared = header_bytes + math.prod(shape) * dtype.itemsize
+    if size != declared:
+        return None, f"array '{name}' is damaged: its header declares shape {shape} of {dtype} " \
+                     f"({show_bytes(declared)}), but {holder} {show_bytes(size)} for it"
+    return (shape, fortran_order, dtype, header_bytes), ""
 
 
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError)
@@ -83,9 +111,6 @@ class NpzArchive:
     def __exit__(self, *exc):
         self.close()
 
-    def fileno(self) -> int:
-        return self._file.fileno()
-
     def close(self):
         if getattr(self, "_zip", None) is not None:
             self._zip.close()
@@ -95,7 +120,8 @@ class NpzArchive:
         magic = self._file.read(6)
         self._file.seek(0)
         if magic == b"\x93NUMPY":
-            raise NpzError(["is a single .npy array, not an .npz archive of named arrays (np.savez writes one)"])
+            raise NpzError(["is a single .npy array, not an .npz archive of named arrays (np.savez writes one; or "
+                            "put one NAME.npy per array in a folder and name the folder)"])
         if not magic.startswith(b"PK"):  # np.load would take it for a pickle and suggest loading it unsafely
             raise NpzError(["is not an .npz file (an .npz is a zip archive of named arrays, as np.savez writes)"])
         try:
@@ -133,34 +159,17 @@ class NpzArchive:
 
     def _header(self, name: str, member: zipfile.ZipInfo) -> tuple[Optional[ArrayHeader], str]:
         with self._zip.open(member) as stream:
-            try:
-                version = npy.read_magic(stream)
-            except ValueError:
-                return None, f"array '{name}' is not an .npy array (it does not start as one)"
-            if version == (1, 0):
-                shape, fortran_order, dtype = npy.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, fortran_order, dtype = npy.read_array_header_2_0(stream)
-            else:
-                return None, f"array '{name}' is in .npy format {version[0]}.{version[1]}, which is not read " \
-                             "(arrays of numbers are saved in format 1.0 or 2.0)"
-            header_bytes = stream.tell()
-        if dtype.hasobject:
-            return None, f"array '{name}' holds Python objects, which are never loaded " \
-                         "(save numbers, e.g. np.asarray(x, dtype=np.float32))"
-        if any(n < 0 for n in shape):
-            return None, f"array '{name}' is damaged: its header declares the shape {shape}"
-        nbytes = math.prod(shape) * dtype.itemsize
-        declared = header_bytes + nbytes
-        if member.file_size != declared:
-            return None, f"array '{name}' is damaged: its header declares shape {shape} of {dtype} " \
-                         f"({show_bytes(declared)}), but the archive holds {show_bytes(member.file_size)} for it"
+            read, problem = read_npy_header(stream, name, member.file_size, "the archive holds")
+        if read is None:
+            return None, problem
+        shape, fortran_order, dtype, header_bytes = read
+        declared = header_bytes + math.prod(shape) * dtype.itemsize
         if declared > EXPANSION_FLOOR and declared > MAX_EXPANSION * member.compress_size:
             return None, f"array '{name}' would unpack from {show_bytes(member.compress_size)} to " \
                          f"{show_bytes(declared)} ({declared // max(member.compress_size, 1):,} times): like a " \
                          "zip bomb, it is not read (save genuine data uncompressed, with np.savez)"
         offset = self._data_offset(member, header_bytes)
-        return ArrayHeader(name, shape, dtype, nbytes, member, fortran_order, offset), ""
+        return ArrayHeader(name, shape, dtype, declared - header_bytes, member, fortran_order, offset), ""
 
     def _data_offset(self, member: zipfile.ZipInfo, header_bytes: int) -> Optional[int]:
         """Where a member stored without compression (as np.savez writes) has its values in the file; None for
@@ -180,36 +189,28 @@ class NpzArchive:
     def map(self, name: str) -> np.ndarray:
         """An array stored without compression, memory-mapped read-only: its rows are read from the file when
         indexed, never all at once."""
-        header = self.headers[name]
-        if header.data_offset is None:
-            raise ValueError(f"array '{name}' is compressed; it cannot be mapped")
-        if header.nbytes == 0:  # mmap cannot map nothing
-            return np.empty(header.shape, header.dtype)
-        return np.memmap(self._file, header.dtype, "r", header.data_offset, header.shape,
-                         "F" if header.fortran_order else "C")
+        return _mapped(self._file, self.headers[name])
 
     def identity(self) -> str:
         """sha256 (hex) of what the archive's index says of every member: names, sizes and the CRC-32 of their
         contents. Any rewrite with other values changes it; reading it costs nothing beyond the headers."""
-        digest = hashlib.sha256()
-        for header in sorted(self.headers.values(), key=lambda h: h.name):
-            member = header.member
-            digest.update(f"{header.name}:{header.dtype.str}:{header.shape}:{member.file_size}:{member.CRC};".encode())
-        return digest.hexdigest()
+        return _digest(f"{h.name}:{h.dtype.str}:{h.shape}:{h.member.file_size}:{h.member.CRC}"
+                       for h in self.headers.values() if h.member is not None)
+
+    def stamps(self) -> list[tuple[str, int, int]]:
+        """(path, size, modification time in ns) of the file, as opened."""
+        status = os.fstat(self._file.fileno())
+        return [(str(self.path), status.st_size, status.st_mtime_ns)]
 
     def read(self, names: Optional[Iterable[str]] = None) -> dict[str, np.ndarray]:
         """The named arrays (by default all), unpacked; NpzError names every one that is damaged."""
         names = list(self.headers if names is None else names)
-        total = sum(self.headers[name].nbytes for name in names)
-        if MEMORY_BYTES is not None and total > MEMORY_BYTES:
-            stored = "; saved with np.savez (uncompressed) it would be read as needed instead" \
-                if any(self.headers[name].compressed for name in names) else ""
-            raise NpzError([f"holds arrays of {show_bytes(total)}, more than this machine's memory "
-                            f"({show_bytes(MEMORY_BYTES)}){stored}"])
+        _check_fits(sum(self.headers[name].nbytes for name in names),
+                    any(self.headers[name].compressed for name in names))
         arrays, problems = {}, []
         for name in names:
             try:
-                with self._zip.open(self.headers[name].member) as stream:
+                with self._zip.open(self.headers[name].member) as stream:  # type: ignore[arg-type]
                     arrays[name] = npy.read_array(stream, allow_pickle=False)
                     stream.read(1)  # reaching the end checks the member's CRC
             except _DAMAGED as e:
@@ -217,6 +218,92 @@ class NpzArchive:
         if problems:
             raise NpzError(problems)
         return arrays
+
+
+class NpyFolder:
+    """A folder of .npy files, one array each (NAME.npy, as np.save writes), read as an .npz archive whose arrays
+    lie unpacked: the same headers and checks, mapped or read the same way. Its identity is its files' names,
+    layouts, sizes and modification times (a folder has no index of checksums)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._files = {f.stem: f for f in sorted(self.path.iterdir()) if f.suffix == ".npy"}
+        except OSError as e:
+            raise NpzError([f"cannot be read ({e.strerror or e})"]) from None
+        if not self._files:
+            raise NpzError(["is a folder without .npy files (a dataset folder holds one NAME.npy per array, as "
+                            "np.save writes; or name an .npz file)"])
+        self.headers: dict[str, ArrayHeader] = {}
+        self._stamps: dict[str, tuple[int, int]] = {}
+        problems = []
+        for name, file in self._files.items():
+            try:
+                with open_regular(file, "an .npy file") as stream:
+                    status = os.fstat(stream.fileno())
+                    read, problem = read_npy_header(stream, name, status.st_size, "the file has")
+            except FileProblem as e:
+                read, problem = None, "; ".join(f"{file.name} {message}" for message in e.messages)
+            except _DAMAGED as e:
+                read, problem = None, f"array '{name}' is damaged ({type(e).__name__}: {e})"
+            if read is None:
+                problems.append(problem)
+                continue
+            shape, fortran_order, dtype, header_bytes = read
+            self.headers[name] = ArrayHeader(name, shape, dtype, status.st_size - header_bytes, None, fortran_order,
+                                             header_bytes)
+            self._stamps[name] = (status.st_size, status.st_mtime_ns)
+        if problems:
+            raise NpzError(problems)
+
+    def __enter__(self) -> "NpyFolder":
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def map(self, name: str) -> np.ndarray:
+        with open_regular(self._files[name], "an .npy file") as file:
+            return _mapped(file, self.headers[name])
+
+    def read(self, names: Optional[Iterable[str]] = None) -> dict[str, np.ndarray]:
+        names = list(self.headers if names is None else names)
+        _check_fits(sum(self.headers[name].nbytes for name in names), compressed=False)
+        return {name: np.array(self.map(name)) for name in names}
+
+    def identity(self) -> str:
+        return _digest(f"{name}:{h.dtype.str}:{h.shape}:{self._stamps[name]}" for name, h in self.headers.items())
+
+    def stamps(self) -> list[tuple[str, int, int]]:
+        return [(str(self._files[name]), *stamp) for name, stamp in self._stamps.items()]
+
+
+def open_arrays(path: str | Path) -> NpzArchive | NpyFolder:
+    """The named arrays of an .npz file, or of a folder of .npy files (a folder named *.npz is refused as not
+    an .npz file)."""
+    return NpyFolder(path) if Path(path).is_dir() and Path(path).suffix != ".npz" else NpzArchive(path)
+
+
+def _mapped(file, header: ArrayHeader) -> np.ndarray:
+    if header.data_offset is None:
+        raise ValueError(f"array '{header.name}' is compressed; it cannot be mapped")
+    if header.nbytes == 0:  # mmap cannot map nothing
+        return np.empty(header.shape, header.dtype)
+    return np.memmap(file, header.dtype, "r", header.data_offset, header.shape, "F" if header.fortran_order else "C")
+
+
+def _digest(lines: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for line in sorted(lines):
+        digest.update(f"{line};".encode())
+    return digest.hexdigest()
+
+
+def _check_fits(total: int, compressed: bool):
+    if MEMORY_BYTES is not None and total > MEMORY_BYTES:
+        stored = "; saved with np.savez (uncompressed) it would be read as needed instead" if compressed else ""
+        raise NpzError([f"holds arrays of {show_bytes(total)}, more than this machine's memory "
+                        f"({show_bytes(MEMORY_BYTES)}){stored}"])
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:

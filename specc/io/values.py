@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from ..runtime.heap import show_bytes
-from .npz import NpzArchive
+from .npz import NpyFolder, NpzArchive
 
 CHUNK_BYTES = 64 * 2 ** 20  # of one array, read at a time
 REMEMBERED_BYTES = 64 * 2 ** 20  # files holding at least this much have their summaries kept between runs
@@ -77,7 +77,7 @@ class Summaries:
         self.folder = folder if folder is not None else cache_folder()
         self.say = say or (lambda text: print(text, file=sys.stderr))
 
-    def of(self, archive: NpzArchive, arrays: dict[str, np.ndarray], shown_as: str) -> dict[str, Summary]:
+    def of(self, archive: NpzArchive | NpyFolder, arrays: dict[str, np.ndarray], shown_as: str) -> dict[str, Summary]:
         """Summaries of `arrays` (by name: arrays of `archive`, mapped or read), computed unless kept."""
         key = _file_key(archive)
         kept = self._kept().get(key, {}) if key else {}
@@ -135,11 +135,10 @@ def cache_folder() -> Path:
     return Path(base) / "specc"
 
 
-def _file_key(archive: NpzArchive) -> Optional[str]:
+def _file_key(archive: NpzArchive | NpyFolder) -> Optional[str]:
     """What identifies a file's contents for its kept summaries; None for a file too small to keep them."""
-    status = os.fstat(archive.fileno())
-    if status.st_size < REMEMBERED_BYTES:
+    stamps = archive.stamps()
+    if sum(size for _, size, _ in stamps) < REMEMBERED_BYTES:
         return None
-    where = os.path.realpath(archive.path)
-    text = f"{where}:{status.st_size}:{status.st_mtime_ns}:{archive.identity()}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    where = [(os.path.realpath(path), size, time) for path, size, time in stamps]
+    return hashlib.sha256(f"{where}:{archive.identity()}".encode()).hexdigest()
