@@ -126,6 +126,10 @@ def test_rows_across_parts_equal_the_whole_array_cast():
         got = rows[index]
         assert got.dtype == np.float32 and np.array_equal(got, expected[index])
     assert np.array_equal(rows.between(5, 33)[:], expected[5:33])
+    fortran = Rows([np.asfortranarray(whole[:20].reshape(20, 6)), whole[20:]], np.float32, (6,))
+    assert np.array_equal(fortran[np.array([1, 19, 20, 33])], expected[[1, 19, 20, 33]])
+    values = np.array([[1e-300, -2.5e-40, 1.0000001], [np.pi, -0.0, 3e38]])
+    assert np.array_equal(Rows([values], np.float32, (3,))[np.array([0, 1])], values.astype(np.float32))
     assert np.array_equal(np.asarray(rows), expected)
     with pytest.raises(IndexError):
         rows[np.array([50])]

@@ -12,6 +12,9 @@ class Rows:
     def __init__(self, parts: list[np.ndarray], dtype, row_shape: tuple):
         self.parts, self.dtype, self.row_shape = parts, np.dtype(dtype), tuple(row_shape)
         self.starts = np.cumsum([0, *map(len, parts)])
+        # each part as (rows, values) for the gathering kernel; None where that would copy (Fortran order)
+        self._flat = [part.view(np.ndarray).reshape(len(part), -1) if part.flags.c_contiguous and len(part) else None
+                      for part in parts]
 
     @property
     def shape(self) -> tuple:
@@ -42,14 +45,23 @@ class Rows:
             out = np.empty((len(index), *self.row_shape), self.dtype)
             out[order] = self[index[order]]
             return out
-        out = np.empty((len(index), *self.row_shape), self.dtype)
         if len(index) and (index[0] < 0 or index[-1] >= len(self)):
             raise IndexError(f"row numbers outside [0, {len(self)})")
+        out = np.empty((len(index), *self.row_shape), self.dtype)
         bounds = np.searchsorted(index, self.starts)
-        for part, first, lo, hi in zip(self.parts, self.starts, bounds, bounds[1:]):
+        for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
             if lo < hi:
-                out[lo:hi] = part[index[lo:hi] - first].reshape(hi - lo, *self.row_shape)
+                self._gather(k, index[lo:hi], out[lo:hi])
         return out
+
+    def _gather(self, k: int, index: np.ndarray, out: np.ndarray):
+        """Rows `index` (numbered across the parts) of part k into `out`, cast."""
+        from ..kernels.data import gather_rows  # (numba: commands that only read headers never load it)
+        flat, first = self._flat[k], int(self.starts[k])
+        if flat is None:
+            out[...] = self.parts[k][index - first].reshape(out.shape)
+        else:
+            gather_rows(flat, index, first, out.reshape(len(out), -1))
 
     def _range(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, *self.row_shape), self.dtype)
