@@ -92,9 +92,9 @@ class Dataset(Generic[C]):
         be anything now, or missing."""
         changed = [source.shown for source in self.sources if source.changed()]
         if changed and self.mapped:
-            raise DataChanged([Problem(f"{name}: changed while training read it; the run stops here (its last "
-                                       "checkpoint is kept): resume it once the file is back as it was, or start "
-                                       "a new run", (), name) for name in changed])
+            raise DataChanged([Problem("changed while training read it; the run stops here (its last checkpoint "
+                                       "is kept): resume it once the file is back as it was, or start a new run",
+                                       (), name) for name in changed])
 
 
 class _Report:
@@ -145,35 +145,10 @@ def load_dataset(path: Union[Path, Sequence[Path]], graph: Graph, target_kinds: 
         archives = _open(paths, shown, report, stack)
         uses = _uses(archives, shown, graph, target_kinds, input_names, target_names, with_targets, sample_weight,
                      report, headers_only=False)
-        # parts[array][i]: the array in file i, for every file whose array is laid out like the first file's
-        # (arrays already reported wrong are still checked for their values: every problem at once)
-        like = {use.array: archives[0].headers[use.array] for use in uses} if uses else {}
-        parts: dict[str, dict[int, np.ndarray]] = {}
         mapped = sum(archive.headers[use.array].nbytes for archive in archives for use in uses
                      if use.array in archive.headers) >= MAPPED_BYTES
-        for use in uses:
-            parts[use.array] = {}
-        for i, archive in enumerate(archives):
-            wanted = [array for array in parts if _same_layout(archive.headers.get(array), like[array])]
-            try:
-                for array, values in _arrays(archive, shown[i], wanted, mapped, say).items():
-                    parts[array][i] = values
-            except NpzError as e:  # too large, or damaged
-                for message in e.messages:
-                    report.add(shown[i], message)
-        if any(len(by_file) < len(archives) for by_file in parts.values()) and report.problems:
-            report.raise_if_any()
-        summaries, found = Summaries(say=say), dict[str, Summary]()
-        for i, archive in enumerate(archives):
-            arrays = {array: by_file[i] for array, by_file in parts.items() if i in by_file}
-            for array, summary in summaries.of(archive, arrays, shown[i]).items():
-                found[array] = found.get(array, Summary()).merged(summary)
-        for use in uses:
-            broken = next((rule for rule in use.rules if rule.broken(found[use.array])), None)
-            if broken is not None:
-                files = list(parts[use.array])
-                index, words = first_problem([parts[use.array][i] for i in files], broken)
-                report.add(shown[files[index]], f"array '{use.array}' {words}{use.feeds}", use.key)
+        parts = _parts(archives, shown, uses, mapped, say, report)
+        _check_values(archives, shown, uses, parts, Summaries(say=say), report)
         report.raise_if_any()
         sources = [Source(name, archive.identity(), archive.stamps()) for archive, name in zip(archives, shown)]
     columns: dict[tuple, Column] = {}
@@ -226,6 +201,42 @@ def _open(paths: list[Path], shown: list[str], report: _Report, stack: contextli
 
 def _same_layout(header: Optional[ArrayHeader], like: ArrayHeader) -> bool:
     return header is not None and (header.dtype, header.shape[1:]) == (like.dtype, like.shape[1:])
+
+
+def _parts(archives: list[Arrays], shown: list[str], uses: list[_Use], mapped: bool, say,
+           report: _Report) -> dict[str, dict[int, np.ndarray]]:
+    """parts[array][i]: the array in file i, mapped or read, for every file whose array is laid out like the
+    first file's (arrays already reported wrong are still read, for their values: every problem at once)."""
+    parts: dict[str, dict[int, np.ndarray]] = {use.array: {} for use in uses}
+    unreadable = False
+    for i, archive in enumerate(archives):
+        wanted = [array for array in parts if _same_layout(archive.headers.get(array), archives[0].headers[array])]
+        try:
+            for array, values in _arrays(archive, shown[i], wanted, mapped, say).items():
+                parts[array][i] = values
+        except NpzError as e:  # too large, or damaged
+            unreadable = True
+            for message in e.messages:
+                report.add(shown[i], message)
+    if unreadable:
+        report.raise_if_any()
+    return parts
+
+
+def _check_values(archives: list[Arrays], shown: list[str], uses: list[_Use], parts: dict[str, dict[int, np.ndarray]],
+                  summaries: Summaries, report: _Report):
+    """The first value rule each use breaks, found from the arrays' summaries, reported at its file and row."""
+    found: dict[str, Summary] = {}
+    for i, archive in enumerate(archives):
+        arrays = {array: by_file[i] for array, by_file in parts.items() if i in by_file}
+        for array, summary in summaries.of(archive, arrays, shown[i]).items():
+            found[array] = found.get(array, Summary()).merged(summary)
+    for use in uses:
+        broken = next((rule for rule in use.rules if rule.broken(found[use.array])), None)
+        if broken is not None:
+            files = list(parts[use.array])
+            index, words = first_problem([parts[use.array][i] for i in files], broken)
+            report.add(shown[files[index]], f"array '{use.array}' {words}{use.feeds}", use.key)
 
 
 def _arrays(archive: Arrays, shown: str, names: list[str], mapped: bool, say) -> dict[str, np.ndarray]:
