@@ -169,6 +169,8 @@ class NpzArchive:
                          f"{show_bytes(declared)} ({declared // max(member.compress_size, 1):,} times): like a " \
                          "zip bomb, it is not read (save genuine data uncompressed, with np.savez)"
         offset = self._data_offset(member, header_bytes)
+        if offset is not None and offset + declared - header_bytes > os.fstat(self._file.fileno()).st_size:
+            return None, f"array '{name}' is damaged: its values would end beyond the end of the file"
         return ArrayHeader(name, shape, dtype, declared - header_bytes, member, fortran_order, offset), ""
 
     def _data_offset(self, member: zipfile.ZipInfo, header_bytes: int) -> Optional[int]:
