@@ -316,3 +316,19 @@ def test_what_is_wrong_in_a_folder_names_the_file(tmp_path):
     np.save(folder / "labels.npy", LABELS)
     (folder / "images.npy").write_bytes((folder / "images.npy").read_bytes()[:-10])
     assert any("array 'images' is damaged: its header declares shape (1797, 8, 8)" in p for p in problems_of(spec))
+
+
+def test_a_second_ctrl_c_mid_epoch_leaves_no_thread(tmp_path, mapped):
+    spec = spec_reading(tmp_path, "data/digits.npz")
+    np.savez(tmp_path / "data" / "digits.npz", images=IMAGES, labels=LABELS)
+    model = specc.load(spec)
+    asked = []
+
+    def second_ctrl_c():
+        asked.append(1)
+        if len(asked) == 5:  # what StopOnSignal does on a second signal
+            raise KeyboardInterrupt
+        return False
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(stop=second_ctrl_c)
+    assert not batch_threads()
