@@ -19,7 +19,7 @@ from ..errors import KeyPath, Problem, SpecError, did_you_mean
 from ..graph import Graph
 from ..runtime.heap import show_bytes
 from .npz import ArrayHeader, NpyFolder, NpzArchive, NpzError, open_arrays
-from .rows import Rows
+from .rows import Rows, row_chunks
 from .values import Rule, Summaries, Summary, first_problem
 
 FLOAT32_EXACT_INT = 2 ** 24  # every integer up to this magnitude is exact in float32
@@ -410,11 +410,8 @@ def class_weights(data: Dataset, output: str, class_weight: dict[int, float]) ->
     their largest entry, a single probability rounded); classes not listed weigh 1. The targets are read a
     chunk of rows at a time; the weights are one number per row."""
     y = data.targets[output]
-    rows = len(y)
-    step = max(1, 2 ** 24 // max(1, int(np.prod(y.shape[1:])) * y.dtype.itemsize))
-    labels = np.empty(rows, np.int64)
-    for start in range(0, rows, step):
-        chunk = np.asarray(y[start:start + step])
+    labels = np.empty(len(y), np.int64)
+    for start, chunk in row_chunks(y, 2 ** 24):
         if chunk.ndim > 1 and chunk.shape[-1] != 1:
             labels[start:start + len(chunk)] = chunk.argmax(axis=-1).reshape(len(chunk))
         else:

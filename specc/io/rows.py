@@ -1,6 +1,9 @@
 """An array's rows read on demand: spread over the shards of a dataset, memory-mapped, cast only when taken."""
 from __future__ import annotations
 
+import math
+from typing import Iterator, Union
+
 import numpy as np
 
 
@@ -83,3 +86,10 @@ class Rows:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[:]
         return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
+def row_chunks(array: Union[np.ndarray, Rows], chunk_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of an array, about `chunk_bytes` at a time (at least one row), each in memory."""
+    step = max(1, chunk_bytes // max(1, math.prod(array.shape[1:]) * array.dtype.itemsize))
+    for start in range(0, len(array), step):
+        yield start, np.asarray(array[start:start + step])

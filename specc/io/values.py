@@ -11,12 +11,13 @@ import sys
 import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from ..runtime.heap import show_bytes
 from .npz import NpyFolder, NpzArchive
+from .rows import row_chunks
 
 CHUNK_BYTES = 64 * 2 ** 20  # of one array, read at a time
 REMEMBERED_BYTES = 64 * 2 ** 20  # files holding at least this much have their summaries kept between runs
@@ -47,20 +48,10 @@ class Rule:
     words: Callable[[object, int], str]
 
 
-def chunks(parts: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, rows) of the parts, one after another, in chunks of about CHUNK_BYTES."""
-    first = 0
-    for part in parts:
-        step = max(1, CHUNK_BYTES // max(part[0].nbytes if len(part) else 1, 1))
-        for start in range(0, len(part), step):
-            yield first + start, np.asarray(part[start:start + step])
-        first += len(part)
-
-
 def first_problem(parts: list[np.ndarray], rule: Rule) -> tuple[int, str]:
     """(part, words) for the first value of the parts that breaks `rule`, its row counted within its part."""
     for index, part in enumerate(parts):
-        for first, chunk in chunks([part]):
+        for first, chunk in row_chunks(part, CHUNK_BYTES):
             bad = rule.bad(chunk)
             if bad.any():
                 at = tuple(np.argwhere(bad)[0])
@@ -97,7 +88,7 @@ class Summaries:
         summaries = {}
         for name, array in arrays.items():
             summary = Summary()
-            for _, chunk in chunks([array] if array.ndim else [array.reshape(1)]):
+            for _, chunk in row_chunks(array.reshape(-1) if array.ndim < 2 else array, CHUNK_BYTES):
                 summary = summary.merged(Summary(*value_summary(np.ascontiguousarray(chunk).reshape(-1))))
                 done += chunk.nbytes
                 if shown and time.monotonic() - said > 2:

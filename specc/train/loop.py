@@ -7,7 +7,7 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generator, Iterator, Mapping, Optional
+from typing import Callable, Generator, Mapping, Optional
 
 import numpy as np
 from numpy.lib import format as npy
@@ -15,6 +15,7 @@ from numpy.lib import format as npy
 from ..graph import Graph
 from ..io.batches import prefetched
 from ..io.data import Column, Dataset
+from ..io.rows import row_chunks
 from ..io.weights import terminate_raises, write_members
 from ..layers import Training
 from ..runtime.blas import managed
@@ -175,16 +176,10 @@ def write_predictions(graph: Graph, params: Parameters, inputs: Mapping[str, Col
                 for o, spool in spools.items():
                     spool[start:stop] = values[o]
                 start = stop
-        write_members(path, ((o, spool.shape, spool.dtype, _row_chunks(spool, SPOOL_CHUNK_BYTES))
+        write_members(path, ((o, spool.shape, spool.dtype, (part for _, part in row_chunks(spool, SPOOL_CHUNK_BYTES)))
                              for o, spool in spools.items()))
         del spools  # unmapped before their folder goes
     return shapes
-
-
-def _row_chunks(array: np.ndarray, chunk_bytes: int) -> Iterator[np.ndarray]:
-    chunk_rows = max(1, chunk_bytes // max(1, array[:1].nbytes))
-    for start in range(0, len(array), chunk_rows):
-        yield array[start:start + chunk_rows]
 
 
 @dataclass
