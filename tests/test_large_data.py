@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import specc
+import specc.io.batches as batches_module
 import specc.io.data as data_module
 import specc.io.values as values_module
 import specc.kernels.data as kernels
@@ -50,8 +51,9 @@ def trained(spec: Path) -> tuple[dict, list]:
 
 @pytest.fixture
 def mapped(monkeypatch):
-    """Every dataset memory-mapped, however small."""
+    """Every dataset memory-mapped and its batches prepared ahead by a thread, however small."""
     monkeypatch.setattr(data_module, "MAPPED_BYTES", 0)
+    monkeypatch.setattr(batches_module, "AHEAD_ABOVE_BYTES", 0)
 
 
 def assert_same_training(a: tuple[dict, list], b: tuple[dict, list]):
@@ -82,6 +84,7 @@ def test_mapped_shards_and_compressed_data_train_as_data_in_memory(tmp_path, mon
     assert specc.load(spec).spec_data()[0].mapped
     assert_same_training(trained(spec), expected)
 
+    monkeypatch.setattr(batches_module, "AHEAD_ABOVE_BYTES", 0)  # batches prepared by the thread from here on
     for name, save in (("shards", np.savez), ("compressed", np.savez_compressed)):
         folder = tmp_path / name
         folder.mkdir()

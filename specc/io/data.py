@@ -74,6 +74,18 @@ class Dataset(Generic[C]):
         """Whether rows are read from files as they are taken (worth preparing ahead of their use)."""
         return any(isinstance(c, Rows) and c.mapped for c in [*self.inputs.values(), *self.targets.values()])
 
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of the rows read from files as they are taken."""
+        return sum(part.nbytes for c in [*self.inputs.values(), *self.targets.values()] if isinstance(c, Rows)
+                   for part in c.parts if isinstance(part, np.memmap))
+
+    def advise(self, shuffled: bool):
+        """How its mapped rows will be read next (Rows.advise)."""
+        for column in [*self.inputs.values(), *self.targets.values()]:
+            if isinstance(column, Rows):
+                column.advise(shuffled)
+
     def take(self, index) -> "Dataset[np.ndarray]":
         """The rows at `index` (a slice or row numbers), in memory."""
         return Dataset({k: v[index] for k, v in self.inputs.items()},
@@ -154,7 +166,7 @@ def load_dataset(path: Union[Path, Sequence[Path]], graph: Graph, target_kinds: 
     columns: dict[tuple, Column] = {}
     for use in uses:
         rows = Rows(list(parts[use.array].values()), use.dtype, use.row_shape)
-        columns[use.role] = rows if mapped else rows[:]
+        columns[use.role] = rows if mapped else rows.whole()
     weights = columns.pop(("sample_weight",), None)
     return Dataset({name: column for (role, name), column in columns.items() if role == "inputs"},
                    {name: column for (role, name), column in columns.items() if role == "targets"},

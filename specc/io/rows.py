@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 from typing import Iterator, Union
 
 import numpy as np
@@ -74,6 +75,20 @@ class Rows:
                 out[lo - start:hi - start] = part[lo - first:hi - first].reshape(hi - lo, *self.row_shape)
         return out
 
+    def whole(self) -> np.ndarray:
+        """Every row in memory: a part already of this dtype as it is, else one cast copy."""
+        if len(self.parts) == 1 and not isinstance(self.parts[0], np.memmap):
+            return self.parts[0].astype(self.dtype, copy=False).reshape(self.shape)
+        return self[:]
+
+    def advise(self, shuffled: bool):
+        """Tells the system how the mapped rows will be read: shuffled (no read-ahead, which would read
+        megabytes around each row from disk) or in order (read-ahead as usual)."""
+        advice = getattr(mmap, "MADV_RANDOM" if shuffled else "MADV_NORMAL", None)
+        if advice is not None:
+            for part in self.parts:
+                _advise(part, advice)
+
     def between(self, start: int, stop: int) -> "Rows":
         """Rows start to stop, still read on demand."""
         parts = []
@@ -84,8 +99,19 @@ class Rows:
         return Rows(parts, self.dtype, self.row_shape)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        whole = self[:]
+        whole = self.whole()
         return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
+def _advise(part: np.ndarray, advice: int):
+    """madvise over the pages of `part`, a memory-mapped array (or a view of one)."""
+    mapping = getattr(part, "_mmap", None)
+    if mapping is None or not part.nbytes:
+        return
+    base = np.frombuffer(mapping, np.uint8, count=1).ctypes.data
+    start = part.ctypes.data - base
+    first = start - start % mmap.PAGESIZE
+    mapping.madvise(advice, first, min(len(mapping), start + part.nbytes) - first)
 
 
 def row_chunks(array: Union[np.ndarray, Rows], chunk_bytes: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -234,7 +234,7 @@ class _Loop:
         if progress:
             progress.epoch_begin(state.epoch, state.step)
         indexes = itertools.islice(batches(train.rows, self.config.batch_size, order), state.step, None)
-        with prefetched(train, indexes) as taken:
+        with prefetched(train, indexes, shuffled=order is not None) as taken:
             for step, batch in enumerate(taken, start=state.step):
                 if self.train_step(batch, step, logs):
                     return True
