@@ -335,3 +335,12 @@ def test_a_second_ctrl_c_mid_epoch_leaves_no_thread(tmp_path, mapped):
     with pytest.raises(KeyboardInterrupt):
         model.fit(stop=second_ctrl_c)
     assert not batch_threads()
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 1000, 123457])
+def test_the_shuffled_order_is_numpys_permutation(rows):
+    from specc.train.loop import shuffled_rows
+    for seed in (0, 1, 2 ** 40):
+        ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        assert np.array_equal(shuffled_rows(ours, rows), theirs.permutation(rows))
+        assert ours.bit_generator.state == theirs.bit_generator.state  # the next epoch's draw is the same too

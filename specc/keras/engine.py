@@ -22,6 +22,7 @@ from ..io.data import Dataset
 from ..io.weights import STATE, WEIGHTS, save_arrays, write_text
 from ..train.callbacks import history_csv
 from ..train.checkpoint import FORMAT, OPTIMIZER, Checkpoint, TrainState
+from ..train.loop import shuffled_rows
 from ..train.objective import history_names, metric_names
 from ..train.run import RunFolder, StopOnSignal, check_unfinished, resume_epochs
 from . import import_keras
@@ -73,7 +74,7 @@ class Batches(keras.utils.PyDataset):
         self.order = self._draw()
 
     def _draw(self):
-        return None if self.rng is None else self.rng.permutation(self.data.rows)
+        return None if self.rng is None else shuffled_rows(self.rng, self.data.rows)
 
     @property
     def shuffle_state(self):

@@ -36,6 +36,14 @@ def batches(rows: int, batch_size: int, order: Optional[np.ndarray] = None):
         yield index
 
 
+def shuffled_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """rng.permutation(rows), in int32 where the rows allow: the same numbers (a shuffle draws the same swaps
+    whatever the dtype), in half the memory (289 MiB rather than 578 for 76 million rows)."""
+    order = np.arange(rows, dtype=np.int32 if rows < 2 ** 31 else np.int64)
+    rng.shuffle(order)
+    return order
+
+
 def losses(graph: Graph, objective: Objective, values: dict, batch: Dataset, masks: Optional[dict] = None):
     """(total weighted loss, per-output losses, per-output loss gradients) of one batch; an output's mask
     (`masks`, from the forward pass's tape) leaves its masked positions out, as Keras' losses do."""
@@ -214,7 +222,7 @@ class _Loop:
         state = self.state
         while state.epoch < self.config.epochs:
             rng.bit_generator.state = state.rng
-            order = rng.permutation(train.rows) if self.config.shuffle else None
+            order = shuffled_rows(rng, train.rows) if self.config.shuffle else None
             if self.train_epoch(train, order):
                 return True
             stop_training = self.end_epoch(validation, rng)
