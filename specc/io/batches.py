@@ -7,6 +7,7 @@ first reading, and is then taken in line faster than a thread would hand it over
 line, 483k with the thread, 701k from memory; benchmarks/README.md)."""
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from ..runtime.heap import machine_memory
 from .data import Dataset
 
 AHEAD = 2  # batches prepared beyond the one in use
+READ_AHEAD = 4  # batches whose rows are asked of the disk before their turn
 AHEAD_ABOVE_BYTES = (machine_memory() or 0) // 2  # mapped data beyond this is read from disk: prepared ahead
 _END = object()
 
@@ -35,9 +37,18 @@ class _Prefetcher:
         self.thread = threading.Thread(target=self._gather, name="specc-batches", daemon=True)
 
     def _gather(self):
+        """Asks for the rows of READ_AHEAD batches from disk at once, so that the disk reads them side by side,
+        and takes each batch when its turn comes."""
+        expected: collections.deque = collections.deque()
         try:
             for index in self.indexes:
-                if not self._put(self.data.take(index)):
+                if not isinstance(index, slice):
+                    self.data.expect(index)
+                expected.append(index)
+                if len(expected) > READ_AHEAD and not self._put(self.data.take(expected.popleft())):
+                    return
+            while expected:
+                if not self._put(self.data.take(expected.popleft())):
                     return
             self._put(_END)
         except BaseException as e:  # handed to the training thread, which raises it

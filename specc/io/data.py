@@ -86,6 +86,12 @@ class Dataset(Generic[C]):
             if isinstance(column, Rows):
                 column.advise(shuffled)
 
+    def expect(self, index: np.ndarray):
+        """Starts reading the mapped rows at `index` (sorted row numbers) from disk (Rows.expect)."""
+        for column in [*self.inputs.values(), *self.targets.values()]:
+            if isinstance(column, Rows):
+                column.expect(index)
+
     def take(self, index) -> "Dataset[np.ndarray]":
         """The rows at `index` (a slice or row numbers), in memory."""
         return Dataset({k: v[index] for k, v in self.inputs.items()},

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import mmap
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
@@ -89,6 +89,24 @@ class Rows:
             for part in self.parts:
                 _advise(part, advice)
 
+    def expect(self, index: np.ndarray):
+        """Asks the system to start reading the pages of these rows (sorted row numbers) from disk now, all at
+        once, rather than one page fault at a time when they are taken."""
+        advice = getattr(mmap, "MADV_WILLNEED", None)
+        if advice is None:
+            return
+        bounds = np.searchsorted(index, self.starts)
+        for part, first, lo, hi in zip(self.parts, self.starts, bounds, bounds[1:]):
+            mapping = _mapping(part)
+            if lo < hi and mapping is not None:
+                row_bytes = part[0].nbytes
+                starts = _offset_in(mapping, part) + (index[lo:hi] - first) * row_bytes
+                pages = starts - starts % mmap.PAGESIZE
+                ends = starts + row_bytes
+                runs = np.flatnonzero(pages[1:] > ends[:-1]) + 1  # rows whose pages do not join the last's
+                for a, b in zip(np.r_[0, runs], np.r_[runs, len(pages)]):
+                    mapping.madvise(advice, int(pages[a]), int(ends[b - 1] - pages[a]))
+
     def between(self, start: int, stop: int) -> "Rows":
         """Rows start to stop, still read on demand."""
         parts = []
@@ -105,13 +123,22 @@ class Rows:
 
 def _advise(part: np.ndarray, advice: int):
     """madvise over the pages of `part`, a memory-mapped array (or a view of one)."""
-    mapping = getattr(part, "_mmap", None)
+    mapping = _mapping(part)
     if mapping is None or not part.nbytes:
         return
-    base = np.frombuffer(mapping, np.uint8, count=1).ctypes.data
-    start = part.ctypes.data - base
+    start = _offset_in(mapping, part)
     first = start - start % mmap.PAGESIZE
     mapping.madvise(advice, first, min(len(mapping), start + part.nbytes) - first)
+
+
+def _mapping(part: np.ndarray) -> Optional[mmap.mmap]:
+    """The mapping of a memory-mapped array (or of a view of one); None for an array in memory."""
+    return getattr(part, "_mmap", None)
+
+
+def _offset_in(mapping: mmap.mmap, part: np.ndarray) -> int:
+    """Where a memory-mapped array's first value lies in its mapping (np.memmap maps from a page boundary)."""
+    return part.ctypes.data - np.frombuffer(mapping, np.uint8, count=1).ctypes.data
 
 
 def row_chunks(array: Union[np.ndarray, Rows], chunk_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
