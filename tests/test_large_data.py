@@ -84,7 +84,9 @@ def test_mapped_shards_and_compressed_data_train_as_data_in_memory(tmp_path, mon
     assert specc.load(spec).spec_data()[0].mapped
     assert_same_training(trained(spec), expected)
 
-    monkeypatch.setattr(batches_module, "AHEAD_ABOVE_BYTES", 0)  # batches prepared by the thread from here on
+    # batches prepared by the thread from here on, each asking the disk for the rows of the batches after it
+    monkeypatch.setattr(batches_module, "AHEAD_ABOVE_BYTES", 0)
+    monkeypatch.setattr(batches_module, "FROM_DISK_SECONDS", 0.0)
     for name, save in (("shards", np.savez), ("compressed", np.savez_compressed)):
         folder = tmp_path / name
         folder.mkdir()
