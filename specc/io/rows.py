@@ -1,6 +1,7 @@
 """An array's rows read on demand: spread over the shards of a dataset, memory-mapped, cast only when taken."""
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 from typing import Iterator, Optional, Union
@@ -44,7 +45,7 @@ class Rows:
         index = np.asarray(index, dtype=np.int64)
         if index.ndim == 0:  # one row
             return self[index.reshape(1) % max(len(self), 1)][0]
-        if len(index) > 1 and (np.diff(index) < 0).any():  # read in file order, then put back
+        if len(index) > 1 and (index[1:] < index[:-1]).any():  # read in file order, then put back
             order = np.argsort(index, kind="stable")
             out = np.empty((len(index), *self.row_shape), self.dtype)
             out[order] = self[index[order]]
@@ -60,12 +61,13 @@ class Rows:
 
     def _gather(self, k: int, index: np.ndarray, out: np.ndarray):
         """Rows `index` (numbered across the parts) of part k into `out`, cast."""
-        from ..kernels.data import gather_rows  # (numba: commands that only read headers never load it)
-        flat, first = self._flat[k], int(self.starts[k])
+        flat, rows = self._flat[k], index - self.starts[k] if k else index
         if flat is None:
-            out[...] = self.parts[k][index - first].reshape(out.shape)
+            out[...] = self.parts[k][rows].reshape(out.shape)
+        elif flat.dtype == self.dtype:  # numpy copies whole rows, without Python's lock
+            np.take(flat, rows, axis=0, out=out.reshape(len(out), -1))
         else:
-            gather_rows(flat, index, first, out.reshape(len(out), -1))
+            _kernels().gather_rows(flat, rows, out.reshape(len(out), -1))
 
     def _range(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, *self.row_shape), self.dtype)
@@ -129,6 +131,13 @@ def _advise(part: np.ndarray, advice: int):
     start = _offset_in(mapping, part)
     first = start - start % mmap.PAGESIZE
     mapping.madvise(advice, first, min(len(mapping), start + part.nbytes) - first)
+
+
+@functools.cache
+def _kernels():
+    """The data kernels, loaded on first use (numba: commands that only read headers never load it)."""
+    from ..kernels import data
+    return data
 
 
 def _mapping(part: np.ndarray) -> Optional[mmap.mmap]:

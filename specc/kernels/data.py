@@ -26,10 +26,10 @@ def value_summary(values):
 
 
 @njit(cache=True, nogil=True)
-def gather_rows(source, rows, first, out):
-    """out[i, :] = source[rows[i] - first, :], each value cast to out's dtype as numpy's astype casts it: the
-    rows of one part of a batch, read (from a memory-mapped file) without holding Python's lock."""
+def gather_rows(source, rows, out):
+    """out[i, :] = source[rows[i], :], each value cast to out's dtype as numpy's astype casts it: the rows of
+    a batch, read (from a memory-mapped file) and cast in one pass, without holding Python's lock."""
     for i in range(rows.shape[0]):
-        row = rows[i] - first
+        row = rows[i]
         for j in range(source.shape[1]):
             out[i, j] = source[row, j]
