@@ -53,7 +53,7 @@ def trained(spec: Path) -> tuple[dict, list]:
 def mapped(monkeypatch):
     """Every dataset memory-mapped and its batches prepared ahead by a thread, however small."""
     monkeypatch.setattr(data_module, "MAPPED_BYTES", 0)
-    monkeypatch.setattr(batches_module, "AHEAD_ABOVE_BYTES", 0)
+    monkeypatch.setattr(batches_module, "AHEAD_BELOW_RESIDENT", 2.0)
 
 
 def assert_same_training(a: tuple[dict, list], b: tuple[dict, list]):
@@ -85,7 +85,7 @@ def test_mapped_shards_and_compressed_data_train_as_data_in_memory(tmp_path, mon
     assert_same_training(trained(spec), expected)
 
     # batches prepared by the thread from here on, each asking the disk for the rows of the batches after it
-    monkeypatch.setattr(batches_module, "AHEAD_ABOVE_BYTES", 0)
+    monkeypatch.setattr(batches_module, "AHEAD_BELOW_RESIDENT", 2.0)
     monkeypatch.setattr(batches_module, "FROM_DISK_SECONDS", 0.0)
     for name, save in (("shards", np.savez), ("compressed", np.savez_compressed)):
         folder = tmp_path / name
@@ -346,3 +346,13 @@ def test_the_shuffled_order_is_numpys_permutation(rows):
         ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
         assert np.array_equal(shuffled_rows(ours, rows), theirs.permutation(rows))
         assert ours.bit_generator.state == theirs.bit_generator.state  # the next epoch's draw is the same too
+
+
+def test_residency_is_read_from_the_system(tmp_path, mapped):
+    spec = spec_reading(tmp_path, "data/digits.npz")
+    np.savez(tmp_path / "data" / "digits.npz", images=IMAGES, labels=LABELS)
+    train, _ = specc.load(spec).spec_data()
+    np.asarray(train.inputs["images"]).sum()  # every page read: in the page cache now
+    assert train.resident() == 1.0
+    in_memory = train.take(slice(0, 10))
+    assert in_memory.resident() == 1.0

@@ -2,9 +2,9 @@
 the mapped files (reading and casting their rows). The batches are the same, in the same order, as taking
 them one after another, so training gives the same weights bit for bit.
 
-The thread is for data read from disk: mapped data that fits in memory stays in the page cache after its
-first reading, and is then taken in line faster than a thread would hand it over (measured: 655k rows/s in
-line, 483k with the thread, 701k from memory; benchmarks/README.md)."""
+The thread is for data read from disk: mapped data whose pages are mostly in memory (the page cache) is taken
+in line, faster than a thread would hand it over on two cores (benchmarks/README.md, "Data bigger than
+memory")."""
 from __future__ import annotations
 
 import collections
@@ -14,13 +14,12 @@ import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
-from ..runtime.heap import machine_memory
 from .data import Dataset
 
 AHEAD = 2  # batches prepared beyond the one in use
 READ_AHEAD = 4  # batches whose rows are asked of the disk before their turn
-FROM_DISK_SECONDS = 5e-6  # a row taken slower than this came from disk (from the page cache: ~0.2 µs)
-AHEAD_ABOVE_BYTES = (machine_memory() or 0) // 2  # mapped data beyond this is read from disk: prepared ahead
+FROM_DISK_SECONDS = 30e-6  # a row taken slower than this came from disk (a page fault on cached data: ~1-5 µs)
+AHEAD_BELOW_RESIDENT = 0.5  # mapped data with less of its pages in memory than this is prepared ahead
 _END = object()
 
 
@@ -90,13 +89,13 @@ class _Prefetcher:
 @contextmanager
 def prefetched(data: Dataset, indexes: Iterable, shuffled: bool = False) -> Iterator[Iterator[Dataset]]:
     """The rows at each index in turn (`shuffled`: in no order), gathered ahead by a thread when the data is
-    mapped from files larger than AHEAD_ABOVE_BYTES, else taken in line. Leaving the block, at the end, on an
-    error or on Ctrl-C, stops the thread and waits for it; a mapped file rewritten since it was opened is a
-    DataChanged error before any batch."""
+    mapped from files mostly not in memory (below AHEAD_BELOW_RESIDENT of their pages), else taken in line.
+    Leaving the block, at the end, on an error or on Ctrl-C, stops the thread and waits for it; a mapped file
+    rewritten since it was opened is a DataChanged error before any batch."""
     if data.mapped:
         data.check_unchanged()
         data.advise(shuffled)
-    if data.mapped_bytes <= AHEAD_ABOVE_BYTES:
+    if not data.mapped or data.resident() >= AHEAD_BELOW_RESIDENT:
         yield (data.take(index) for index in indexes)
         return
     prefetcher = _Prefetcher(data, indexes)

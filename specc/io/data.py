@@ -74,17 +74,17 @@ class Dataset(Generic[C]):
         """Whether rows are read from files as they are taken (worth preparing ahead of their use)."""
         return any(isinstance(c, Rows) and c.mapped for c in [*self.inputs.values(), *self.targets.values()])
 
-    @property
-    def mapped_bytes(self) -> int:
-        """Bytes of the rows read from files as they are taken."""
-        return sum(part.nbytes for c in [*self.inputs.values(), *self.targets.values()] if isinstance(c, Rows)
-                   for part in c.parts if isinstance(part, np.memmap))
-
     def advise(self, shuffled: bool):
         """How its mapped rows will be read next (Rows.advise)."""
         for column in [*self.inputs.values(), *self.targets.values()]:
             if isinstance(column, Rows):
                 column.advise(shuffled)
+
+    def resident(self) -> float:
+        """The share of its mapped rows' pages in memory now (1.0 for data in memory)."""
+        columns = [c for c in [*self.inputs.values(), *self.targets.values()] if isinstance(c, Rows)]
+        sizes = [sum(part.nbytes for part in c.parts) for c in columns]
+        return sum(c.resident() * size for c, size in zip(columns, sizes)) / sum(sizes) if sum(sizes) else 1.0
 
     def expect(self, index: np.ndarray):
         """Starts reading the mapped rows at `index` (sorted row numbers) from disk (Rows.expect)."""

@@ -1,6 +1,7 @@
 """An array's rows read on demand: spread over the shards of a dataset, memory-mapped, cast only when taken."""
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import mmap
@@ -91,6 +92,12 @@ class Rows:
             for part in self.parts:
                 _advise(part, advice)
 
+    def resident(self) -> float:
+        """The share of the mapped parts' pages now in memory (the page cache), 1.0 where that cannot be told."""
+        shares = [(_resident(part), part.nbytes) for part in self.parts if _mapping(part) is not None]
+        total = sum(size for _, size in shares)
+        return sum(share * size for share, size in shares) / total if total else 1.0
+
     def expect(self, index: np.ndarray):
         """Asks the system to start reading the pages of these rows (sorted row numbers) from disk now, all at
         once, rather than one page fault at a time when they are taken."""
@@ -131,6 +138,32 @@ def _advise(part: np.ndarray, advice: int):
     start = _offset_in(mapping, part)
     first = start - start % mmap.PAGESIZE
     mapping.madvise(advice, first, min(len(mapping), start + part.nbytes) - first)
+
+
+def _resident(part: np.ndarray) -> float:
+    """The share of a mapped array's pages in memory, asked of the system in one call (mincore)."""
+    mincore = _mincore()
+    mapping = _mapping(part)
+    if mincore is None or mapping is None or not part.nbytes:
+        return 1.0
+    start = part.ctypes.data - _offset_in(mapping, part) % mmap.PAGESIZE
+    length = _offset_in(mapping, part) % mmap.PAGESIZE + part.nbytes
+    pages = np.zeros(-(-length // mmap.PAGESIZE), np.uint8)
+    if mincore(ctypes.c_void_p(start), ctypes.c_size_t(length), pages.ctypes.data_as(ctypes.c_void_p)) != 0:
+        return 1.0
+    return float((pages & 1).mean())
+
+
+@functools.cache
+def _mincore():
+    """libc's mincore, where there is one (Linux and macOS); None elsewhere."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).mincore
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    function.restype = ctypes.c_int
+    return function
 
 
 @functools.cache
