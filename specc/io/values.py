@@ -18,6 +18,7 @@ import numpy as np
 from ..runtime.heap import show_bytes
 from .npz import NpyFolder, NpzArchive
 from .rows import row_chunks
+from .weights import write_text
 
 CHUNK_BYTES = 64 * 2 ** 20  # of one array, read at a time
 REMEMBERED_BYTES = 64 * 2 ** 20  # files holding at least this much have their summaries kept between runs
@@ -107,7 +108,6 @@ class Summaries:
 
     def _keep(self, key: str, summaries: dict):
         """Best effort: a folder that cannot be written only means the next run checks again."""
-        from .weights import write_text
         kept = self._kept()
         kept.pop(key, None)
         kept[key] = summaries
