@@ -273,7 +273,7 @@ class Model:
         else:
             path = Path(resume)
             checkpoint = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-        check_same_run(checkpoint, render(self.spec), train.rows, batch_size, data_identity(train).get("files", {}),
+        check_same_run(checkpoint, render(self.spec), train.rows, batch_size, train.identities(),
                        lambda: _fingerprint(train))
         problems = state_problems([c.make() for c in self.spec.fit.callbacks], checkpoint.state.callbacks,
                                   checkpoint.state.callback_arrays, self.params.values.size)
@@ -319,7 +319,7 @@ def data_identity(data: Dataset) -> dict:
     size), and for data in memory a fingerprint of sampled rows (which data given to `fit` may be checked by)."""
     identity: dict[str, object] = {} if data.mapped else {"data": _fingerprint(data)}
     if data.sources:
-        identity["files"] = {source.shown: source.identity for source in data.sources}
+        identity["files"] = data.identities()
     return identity
 
 

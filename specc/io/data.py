@@ -105,6 +105,10 @@ class Dataset(Generic[C]):
         return Dataset({k: part(v) for k, v in self.inputs.items()}, {k: part(v) for k, v in self.targets.items()},
                        None if self.sample_weight is None else self.sample_weight[start:stop], self.sources)
 
+    def identities(self) -> dict[str, str]:
+        """Each file's identity (Source.identity), by the name the spec gives it."""
+        return {source.shown: source.identity for source in self.sources}
+
     def check_unchanged(self):
         """DataChanged when a file the data is mapped from was rewritten since it was opened: its rows could
         be anything now, or missing."""
