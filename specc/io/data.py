@@ -345,9 +345,8 @@ def _check_rows(archives: list[Arrays], shown: list[str], uses: list[_Use], repo
                 report.add(file, f"no array '{use.array}', which the first file, {shown[0]}, has; shards of a "
                                  "dataset hold the same arrays")
             elif not _same_layout(header, like):
-                report.add(file, f"array '{use.array}' has dtype {header.dtype} and rows of shape {header.shape[1:]}; "
-                                 f"in the first file, {shown[0]}, {like.dtype} and {like.shape[1:]}: shards of a "
-                                 "dataset hold the same arrays")
+                report.add(file, f"array '{use.array}' {_layout_difference(header, like)} in the first file, "
+                                 f"{shown[0]}: shards of a dataset hold the same arrays")
             else:
                 rows[f"array '{use.array}'"] = header.shape[0]
         if len(set(rows.values())) > 1:
@@ -356,6 +355,15 @@ def _check_rows(archives: list[Arrays], shown: list[str], uses: list[_Use], repo
         total += max(rows.values(), default=0)
     if uses and not report.problems and total == 0:
         report.add(shown[0], "has no rows")
+
+
+def _layout_difference(header: ArrayHeader, like: ArrayHeader) -> str:
+    said = []
+    if header.dtype != like.dtype:
+        said.append(f"has dtype {header.dtype}, {like.dtype}")
+    if header.shape[1:] != like.shape[1:]:
+        said.append(f"has rows of shape {header.shape[1:]}, {like.shape[1:]}")
+    return " and ".join(said)
 
 
 def _readable(header: ArrayHeader, numbers: str) -> str:
