@@ -1,6 +1,6 @@
 """Plain helpers several test files import: the shipped digits spec, edited; the `specc` command run
-in-process; Keras, or a skipped test; checks that a registry's names and arguments are Keras'. Fixtures are
-in conftest.py."""
+in-process; a progress display that stops a run; Keras, or a skipped test; checks that a registry's names and
+arguments are Keras'. Fixtures are in conftest.py."""
 from __future__ import annotations
 
 import contextlib
@@ -28,6 +28,28 @@ def digits(tmp_path: Path, fit: str = DIGITS_FIT, name: str = "digits", **replac
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     return path
+
+
+class StopAfter:
+    """A progress display that counts batches and epochs, and asks to stop after `batches` or `epochs`."""
+
+    def __init__(self, batches: int = 10 ** 9, epochs: int = 10 ** 9):
+        self.limit, self.epoch_limit, self.batches, self.epochs = batches, epochs, 0, 0
+
+    def __call__(self) -> bool:
+        return self.batches >= self.limit or self.epochs >= self.epoch_limit
+
+    def epoch_begin(self, epoch, first_batch=0):
+        pass
+
+    def batch_end(self, batch, logs, rows=0):
+        self.batches += 1
+
+    def epoch_end(self, logs):
+        self.epochs += 1
+
+    def message(self, text, always=False):
+        pass
 
 
 @dataclass
@@ -68,7 +90,6 @@ def assert_same_names(registry, table, what: str):
     missing, unknown = sorted(set(registry) - set(table)), sorted(set(table) - set(registry))
     assert not missing and not unknown, (f"{what}: registered without a reference here: {missing}; "
                                          f"referenced here but not registered: {unknown}")
-
 
 
 def same_default(ours, theirs) -> bool:

@@ -17,7 +17,7 @@ from specc.train import callbacks as C
 from specc.train.checkpoint import load_checkpoint
 from specc.train.losses import LOSSES, default_loss
 from specc.train.progress import Progress
-from support import DIGITS, DIGITS_DATA, assert_keras_arguments, digits, keras_class_of
+from support import DIGITS, DIGITS_DATA, StopAfter, assert_keras_arguments, digits, keras_class_of
 
 
 def problems_of(spec: Path) -> list:
@@ -33,28 +33,6 @@ def located(spec: Path, needle: str) -> tuple[int, int]:
     assert text.count(needle) == 1, needle
     index = text.index(needle)
     return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
-
-
-class StopAfter:
-    """A progress display that counts batches, and a stop request once `n` of them are done."""
-
-    def __init__(self, n: int):
-        self.n, self.batches = n, 0
-
-    def __call__(self) -> bool:
-        return self.batches >= self.n
-
-    def epoch_begin(self, epoch, first_batch=0):
-        pass
-
-    def batch_end(self, batch, logs, rows=0):
-        self.batches += 1
-
-    def epoch_end(self, logs):
-        pass
-
-    def message(self, text, always=False):
-        pass
 
 
 # -- the format -----------------------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from test_resume import StopAfter, same_weights
+from test_resume import same_weights
 
 import specc
 import support
 from specc.layers import LAYERS, Training
+from support import StopAfter
 
 NOISE_TYPES = {"Dropout": {"rate": 0.4}, "SpatialDropout1D": {"rate": 0.4}, "SpatialDropout2D": {"rate": 0.4},
                "GaussianNoise": {"stddev": 0.3}, "GaussianDropout": {"rate": 0.4}, "AlphaDropout": {"rate": 0.4}}

@@ -19,6 +19,7 @@ from specc.runtime.parameters import Parameters
 from specc.train import adapt as adapt_module
 from specc.train.adapt import adapt
 from specc.train.checkpoint import load_checkpoint
+from support import StopAfter
 
 HEAD = "specc: 1\nname: norm\nseed: 3\n"
 COMPILE = "compile: {optimizer: adam, loss: mse}\n"
@@ -174,28 +175,6 @@ layers:
 
 def bn_digits(tmp_path: Path, fit: str, layers: str = BN_DIGITS_LAYERS, name: str = "bn_digits") -> Path:
     return support.digits(tmp_path, fit, name, **{DIGITS_LAYERS: layers})
-
-
-class StopAfter:
-    """Asks a run to stop after `batches` batches (a progress display that counts them)."""
-
-    def __init__(self, batches: int):
-        self.limit, self.batches = batches, 0
-
-    def __call__(self) -> bool:
-        return self.batches >= self.limit
-
-    def epoch_begin(self, epoch, first_batch=0):
-        pass
-
-    def batch_end(self, batch, logs, rows=0):
-        self.batches += 1
-
-    def epoch_end(self, logs):
-        pass
-
-    def message(self, text, always=False):
-        pass
 
 
 def test_moving_statistics_are_saved_and_resumed_exactly(tmp_path):

@@ -20,7 +20,7 @@ from specc.io.npz import read_npz
 from specc.io.weights import write_atomically
 from specc.train.checkpoint import load_checkpoint
 from specc.train.run import StopOnSignal
-from support import DIGITS
+from support import DIGITS, StopAfter
 
 # adam, a learning rate that halves on plateaus, early stopping that keeps the best weights, a best checkpoint:
 # every piece of state a resumed run must carry over
@@ -32,28 +32,6 @@ EVERYTHING = ("{epochs: 8, batch_size: 32, shuffle: true, callbacks: ["
 
 def digits(tmp_path: Path, fit: str = EVERYTHING, name: str = "digits", **replace) -> Path:
     return support.digits(tmp_path, fit, name, **replace)
-
-
-class StopAfter:
-    """A progress display that counts batches and epochs, and asks to stop after `batches` or `epochs`."""
-
-    def __init__(self, batches: int = 10 ** 9, epochs: int = 10 ** 9):
-        self.limit, self.epoch_limit, self.batches, self.epochs = batches, epochs, 0, 0
-
-    def __call__(self) -> bool:
-        return self.batches >= self.limit or self.epochs >= self.epoch_limit
-
-    def epoch_begin(self, epoch, first_batch=0):
-        pass
-
-    def batch_end(self, batch, logs, rows=0):
-        self.batches += 1
-
-    def epoch_end(self, logs):
-        self.epochs += 1
-
-    def message(self, text, always=False):
-        pass
 
 
 def same_weights(a: dict, b: dict) -> bool:
@@ -331,7 +309,6 @@ def test_nan_in_the_cli_keeps_the_last_good_weights(tmp_path, capsys):
     first_two.fit(progress=stop, stop=stop)
     with np.load(tmp_path / "run" / "weights.npz") as weights:
         assert same_weights(dict(weights), first_two.get_weights())
-
 
 
 @pytest.mark.parametrize("edit, message", [

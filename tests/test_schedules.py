@@ -11,7 +11,7 @@ import support
 from specc.train.checkpoint import load_checkpoint
 from specc.train.optimizers import ACCUMULATOR
 from specc.train.schedules import SCHEDULES
-from support import assert_keras_arguments, assert_same_names, run
+from support import StopAfter, assert_keras_arguments, assert_same_names, run
 
 STEPS = np.arange(0, 240)
 TOLERANCE = dict(rtol=1e-5, atol=1e-8)  # Keras evaluates in float32 (1 + cos near its end cancels), specc in float64
@@ -112,26 +112,6 @@ def test_a_constant_rate_is_not_logged(tmp_path):
 def test_monitors_and_file_names_may_use_the_scheduled_rate(tmp_path):
     path = scheduled_digits(tmp_path, callbacks="{type: model_checkpoint, filepath: 'lr.{learning_rate:.5f}.npz'}")
     assert run("validate", path).returncode == 0
-
-
-class StopAfter:
-    def __init__(self, batches: int):
-        self.limit, self.batches = batches, 0
-
-    def __call__(self) -> bool:
-        return self.batches >= self.limit
-
-    def epoch_begin(self, epoch, first_batch=0):
-        pass
-
-    def batch_end(self, batch, logs, rows=0):
-        self.batches += 1
-
-    def epoch_end(self, logs):
-        pass
-
-    def message(self, text, always=False):
-        pass
 
 
 def test_resumed_run_follows_its_schedule_exactly(tmp_path):
