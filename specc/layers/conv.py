@@ -583,15 +583,14 @@ class WinogradConv(ConvAlgorithm):
         return dx
 
 
-@LAYERS.register()
-class MaxPooling2D(Layer):
-    """Maximum over each window of channels-last images, channel by channel."""
-    type: Literal["MaxPooling2D"]
-    pool_size: Pair = Field(2, description="Window height and width: one number for a square, or [h, w].")
-    strides: Optional[Pair] = Field(None, description="Step between windows: one number, or [h, w]; "
-                                                      "default: the pool_size.")
-    padding: Padding = Field("valid", description="valid: windows stay inside the image; same: output size "
-                                                  "ceil(input / stride), edge windows see only inside cells.")
+class Pooling2D(Layer):
+    """What MaxPooling2D and AveragePooling2D share: their windows over channels-last images and the output
+    shape. Each type gives its fields (defaults and words of its own)."""
+    if TYPE_CHECKING:  # fields of both types, declared by each
+        type: str
+        pool_size: Any
+        strides: Any
+        padding: str
 
     def _geometry(self, shape: Shape):
         ph, pw = pair(self.pool_size)
@@ -602,10 +601,21 @@ class MaxPooling2D(Layer):
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
-        check_image("MaxPooling2D", shape)
-        check_window("MaxPooling2D", "pool_size", pair(self.pool_size), shape, self.padding)
+        check_image(self.type, shape)
+        check_window(self.type, "pool_size", pair(self.pool_size), shape, self.padding)
         *_, oh, ow = self._geometry(shape)
         return (oh, ow, shape[2])
+
+
+@LAYERS.register()
+class MaxPooling2D(Pooling2D):
+    """Maximum over each window of channels-last images, channel by channel."""
+    type: Literal["MaxPooling2D"]
+    pool_size: Pair = Field(2, description="Window height and width: one number for a square, or [h, w].")
+    strides: Optional[Pair] = Field(None, description="Step between windows: one number, or [h, w]; "
+                                                      "default: the pool_size.")
+    padding: Padding = Field("valid", description="valid: windows stay inside the image; same: output size "
+                                                  "ceil(input / stride), edge windows see only inside cells.")
 
     def forward(self, weights, xs, training):
         x = np.ascontiguousarray(xs[0])

@@ -17,7 +17,7 @@ from .. import kernels
 from ..runtime import workers
 from ..runtime.heap import keep_freed_memory
 from .base import LAYERS, Layer, Shape, ShapeError, show_shape
-from .conv import MaxPooling2D, Padding, Pair, check_image, check_window, pair, window_geometry
+from .conv import MaxPooling2D, Padding, Pair, Pooling2D, check_image, window_geometry
 
 
 def check_sequence(layer: str, shape: Shape) -> None:
@@ -73,7 +73,7 @@ class MaxPooling1D(_Pooling1D):
 
 
 @LAYERS.register()
-class AveragePooling2D(Layer):
+class AveragePooling2D(Pooling2D):
     """Mean over each window of channels-last images, channel by channel; with padding 'same', an edge
     window averages only the cells inside the image (padding is not counted), as Keras does."""
     type: Literal["AveragePooling2D"]
@@ -82,20 +82,6 @@ class AveragePooling2D(Layer):
                                                       "default: the pool_size.")
     padding: Padding = Field("valid", description="valid: windows stay inside the image; same: output size "
                                                   "ceil(input / stride), edge windows average their inside cells.")
-
-    def _geometry(self, shape: Shape):
-        ph, pw = pair(self.pool_size)
-        sh, sw = pair(self.pool_size if self.strides is None else self.strides)
-        oh, pt = window_geometry(shape[0], ph, sh, self.padding)
-        ow, pl = window_geometry(shape[1], pw, sw, self.padding)
-        return ph, pw, sh, sw, pt, pl, oh, ow
-
-    def output_shape(self, input_shapes: list[Shape]) -> Shape:
-        (shape,) = input_shapes
-        check_image(self.type, shape)
-        check_window(self.type, "pool_size", pair(self.pool_size), shape, self.padding)
-        *_, oh, ow = self._geometry(shape)
-        return (oh, ow, shape[2])
 
     def _inverse_counts(self, shape: Shape, dtype) -> np.ndarray:
         """(out_h, out_w): 1 / the number of inside cells of each window."""
