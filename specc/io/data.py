@@ -69,28 +69,30 @@ class Dataset(Generic[C]):
     def rows(self) -> int:
         return len(next(iter(self.inputs.values())))
 
+    def _on_demand(self) -> list[Rows]:
+        """The columns read from their parts as they are taken."""
+        return [c for c in [*self.inputs.values(), *self.targets.values()] if isinstance(c, Rows)]
+
     @property
     def mapped(self) -> bool:
         """Whether rows are read from files as they are taken (worth preparing ahead of their use)."""
-        return any(isinstance(c, Rows) and c.mapped for c in [*self.inputs.values(), *self.targets.values()])
+        return any(column.mapped for column in self._on_demand())
 
     def advise(self, shuffled: bool):
         """How its mapped rows will be read next (Rows.advise)."""
-        for column in [*self.inputs.values(), *self.targets.values()]:
-            if isinstance(column, Rows):
-                column.advise(shuffled)
+        for column in self._on_demand():
+            column.advise(shuffled)
 
     def resident(self) -> float:
         """The share of its mapped rows' pages in memory now (1.0 for data in memory)."""
-        columns = [c for c in [*self.inputs.values(), *self.targets.values()] if isinstance(c, Rows)]
+        columns = self._on_demand()
         sizes = [sum(part.nbytes for part in c.parts) for c in columns]
         return sum(c.resident() * size for c, size in zip(columns, sizes)) / sum(sizes) if sum(sizes) else 1.0
 
     def expect(self, index: np.ndarray):
         """Starts reading the mapped rows at `index` (sorted row numbers) from disk (Rows.expect)."""
-        for column in [*self.inputs.values(), *self.targets.values()]:
-            if isinstance(column, Rows):
-                column.expect(index)
+        for column in self._on_demand():
+            column.expect(index)
 
     def take(self, index) -> "Dataset[np.ndarray]":
         """The rows at `index` (a slice or row numbers), in memory."""
